@@ -277,16 +277,21 @@ func TestInteropArrowJS(t *testing.T) {
 			t.Errorf("%s: arrow js sees rows %d dim %d batches %d fields %v; want %d %d %d %v",
 				filepath.Base(c.path), r.Rows, r.Dim, r.Batches, r.Fields, c.m.Rows, w, c.batches, c.fields)
 		}
-		wantMeta := map[string]string{}
-		md := c.m.metadata()
-		for i, k := range md.Keys() {
-			wantMeta[k] = md.Values()[i]
+		mt := c.m.Meta
+		wantMeta := map[string]string{
+			"modality": mt.Modality, "encoder": mt.Encoder, "model_sha256": mt.ModelSHA256,
+			"preprocess": mt.Preprocess, "pooling": mt.Pooling, "normalized": "true",
+			"idmap_sha256": mt.IDMapSHA256, "mmpipe_version": mt.Version,
+		}
+		for k, v := range mt.Extra {
+			wantMeta[k] = v
+		}
+		if c.m.Tokens > 0 {
+			wantMeta["tokens"] = "4"
+			wantMeta["dim"] = "3"
 		}
 		if !reflect.DeepEqual(r.Metadata, wantMeta) {
 			t.Errorf("%s: metadata %v, want %v", filepath.Base(c.path), r.Metadata, wantMeta)
-		}
-		if wantMeta["encoder"] != "clip-vit-b32" || wantMeta["normalized"] != "true" {
-			t.Errorf("metadata helper: %v", wantMeta)
 		}
 		for i := 0; i < c.m.Rows && i < len(r.Valid) && i < len(r.Vectors); i++ {
 			valid := c.m.Valid == nil || c.m.Valid[i]

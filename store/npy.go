@@ -353,7 +353,7 @@ func Float16ToFloat32(h uint16) float32 {
 			return math.Float32frombits(sign)
 		}
 		// Subnormal: mant * 2^-24, exact in float32.
-		v := float32(mant) * (1.0 / (1 << 23))
+		v := float32(mant) * (1.0 / (1 << 24))
 		if sign != 0 {
 			v = -v
 		}
@@ -388,7 +388,10 @@ func EncodeNPY(w io.Writer, shape []int, data []float32) error {
 	if err := checkNPYShape(shape, len(data)); err != nil {
 		return fmt.Errorf("npy: %w", err)
 	}
-	hdr := npyHeaderBytes(shape)
+	hdr, err := npyHeaderBytes(shape)
+	if err != nil {
+		return fmt.Errorf("npy: %w", err)
+	}
 	if _, err := w.Write(hdr); err != nil {
 		return fmt.Errorf("npy: write header: %w", err)
 	}
@@ -418,7 +421,7 @@ func checkNPYShape(shape []int, n int) error {
 
 // npyHeaderBytes returns magic, version, length and the padded header dict
 // for a version 1.0 '<f4' file.
-func npyHeaderBytes(shape []int) []byte {
+func npyHeaderBytes(shape []int) ([]byte, error) {
 	var sb strings.Builder
 	sb.WriteString("(")
 	for i, d := range shape {
@@ -441,12 +444,15 @@ func npyHeaderBytes(shape []int) []byte {
 	b.WriteByte(1)
 	b.WriteByte(0)
 	hlen := len(dict) + pad + 1
+	if hlen > math.MaxUint16 {
+		return nil, fmt.Errorf("shape with %d dimensions needs a header of %d bytes, over version 1.0's limit", len(shape), hlen)
+	}
 	b.WriteByte(byte(hlen))
 	b.WriteByte(byte(hlen >> 8))
 	b.WriteString(dict)
 	b.WriteString(strings.Repeat(" ", pad))
 	b.WriteByte('\n')
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // pyDict, pyTuple and the Go types string, bool, int64 and nil are the values

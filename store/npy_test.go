@@ -174,6 +174,9 @@ func TestNPYWriteErrors(t *testing.T) {
 	if err := EncodeNPY(&bytes.Buffer{}, []int{-1}, nil); err == nil {
 		t.Error("negative shape accepted")
 	}
+	if err := EncodeNPY(&bytes.Buffer{}, make([]int, 30000), nil); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("huge header: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "x.npy")); !os.IsNotExist(err) {
 		t.Errorf("failed write left a file: %v", err)
 	}
@@ -330,5 +333,25 @@ func TestNPYLarge(t *testing.T) {
 	}
 	if !reflect.DeepEqual(a.Data, data) {
 		t.Error("large round trip differs")
+	}
+}
+
+// BenchmarkReadNPY reads a 20k × 512 float32 file.
+func BenchmarkReadNPY(b *testing.B) {
+	const rows, dim = 20_000, 512
+	data := make([]float32, rows*dim)
+	for i := range data {
+		data[i] = float32(i)
+	}
+	p := filepath.Join(b.TempDir(), "bench.npy")
+	if err := WriteNPY(p, []int{rows, dim}, data); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(4 * len(data)))
+	for b.Loop() {
+		a, err := ReadNPY(p)
+		if err != nil || len(a.Data) != len(data) {
+			b.Fatal(err)
+		}
 	}
 }

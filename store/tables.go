@@ -50,8 +50,13 @@ var (
 		arrow.Field{Name: "part", Type: arrow.PrimitiveTypes.Int8}), nil)
 )
 
-func writerProps() *parquet.WriterProperties {
+// writerProps are the Parquet settings: zstd level 1, row groups of
+// RowGroupRows, statistics on; dictionary encoding only for tables of
+// strings (dense integer columns of millions of distinct ids gain nothing
+// from it and cost a failed dictionary attempt per page).
+func writerProps(dict bool) *parquet.WriterProperties {
 	return parquet.NewWriterProperties(
+		parquet.WithDictionaryDefault(dict),
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithCompressionLevel(1),
 		parquet.WithMaxRowGroupLength(RowGroupRows),
@@ -130,7 +135,7 @@ func writeParquet(path string, schema *arrow.Schema, md map[string]string, next 
 	}
 	// pqarrow closes a sink that is an io.Closer; hide Close so that
 	// Commit can sync and rename.
-	fw, err := pqarrow.NewFileWriter(schema, struct{ io.Writer }{af}, writerProps(), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	fw, err := pqarrow.NewFileWriter(schema, struct{ io.Writer }{af}, writerProps(schema.Field(0).Type.ID() != arrow.INT32 || schema.NumFields() < 4), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

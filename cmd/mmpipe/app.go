@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -24,6 +25,8 @@ type app struct {
 	logFormat  string
 	logLevel   string
 	resultFile string
+	cpuProfile string
+	stopProf   func()
 	stdout     io.Writer
 	stderr     io.Writer
 	log        *slog.Logger
@@ -38,8 +41,12 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return a.setupLogging()
+			if err := a.setupLogging(); err != nil {
+				return err
+			}
+			return a.startProfile()
 		},
+		PersistentPostRun: func(cmd *cobra.Command, args []string) { a.stopProfile() },
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
@@ -47,6 +54,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&a.resultFile, "result-file", "", "write a JSON summary of what the stage did to this path")
+	pf.StringVar(&a.cpuProfile, "cpuprofile", "", "write a Go CPU profile to this path")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.ingestCommand(), a.splitCommand(), a.exportCommand(), a.inspectCommand(),
 		a.demoCommand(), a.versionCommand())
@@ -262,3 +270,25 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
+func (a *app) startProfile() error {
+	if a.cpuProfile == "" {
+		return nil
+	}
+	f, err := os.Create(a.cpuProfile)
+	if err != nil {
+		return usagef("--cpuprofile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	a.stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+	return nil
+}
+
+func (a *app) stopProfile() {
+	if a.stopProf != nil {
+		a.stopProf()
+		a.stopProf = nil
+	}
+}

@@ -346,18 +346,21 @@ func Write(ctx context.Context, dir string, t *ingest.Tables, m *store.Manifest,
 	if err := os.Remove(filepath.Join(dir, store.ManifestFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("reset %s: %w", dir, err)
 	}
-	splits, err := MakeSplits(&t.Inter, t.Given, so)
-	if err != nil {
-		return err
-	}
 	m.Users, m.Items, m.Interactions = len(t.Users), len(t.Items), int64(t.Inter.Len())
 	m.IDMapSHA256 = store.IDMapSHA256(t.Items)
 	m.Splits = map[string]store.SplitInfo{}
 	md := map[string]string{"mmpipe_version": m.MmpipeVersion, "idmap_sha256": m.IDMapSHA256}
+	start := time.Now()
 	var g errgroup.Group
 	g.Go(func() error { return store.WriteItems(filepath.Join(dir, store.ItemsFile), t.Items, md) })
 	g.Go(func() error { return store.WriteUsers(filepath.Join(dir, store.UsersFile), t.Users, md) })
 	g.Go(func() error { return store.WriteInteractions(filepath.Join(dir, store.InteractionsFile), &t.Inter, md) })
+	// Splits are computed while the tables are written.
+	splits, err := MakeSplits(&t.Inter, t.Given, so)
+	if err != nil {
+		g.Wait()
+		return err
+	}
 	for _, s := range splits {
 		tr, va, te := s.Counts()
 		m.Splits[s.Name] = store.SplitInfo{Train: int64(tr), Valid: int64(va), Test: int64(te), Params: SplitParams(s.Name, so)}
@@ -380,6 +383,7 @@ func Write(ctx context.Context, dir string, t *ingest.Tables, m *store.Manifest,
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	log.Info("wrote dataset tables", "dir", dir, "splits", len(splits), "features", len(t.Features), "seconds", time.Since(start).Seconds())
 	// Remove splits that this run did not make (a re-ingest with other
 	// split options).
 	if ents, err := os.ReadDir(filepath.Join(dir, store.SplitsDir)); err == nil {

@@ -21,20 +21,21 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/mmpipe/mmpipe/pipeline/prep"
 	"github.com/mmpipe/mmpipe/store"
 )
 
 // IDMap assigns dense int32 indices to raw ids.
 type IDMap struct {
 	dense bool
-	idx   map[string]int32
+	idx   *idTable
 	ids   []string
 }
 
 // NewIDMap returns an empty map. A dense map takes the raw id as the index
 // (the raw id must be a non-negative decimal integer).
 func NewIDMap(dense bool) *IDMap {
-	return &IDMap{dense: dense, idx: make(map[string]int32)}
+	return &IDMap{dense: dense, idx: newIDTable()}
 }
 
 // Dense reports whether indices are the source's own integer ids.
@@ -45,14 +46,13 @@ func (m *IDMap) Len() int { return len(m.ids) }
 
 // Lookup returns the index of raw without assigning one.
 func (m *IDMap) Lookup(raw string) (int32, bool) {
-	i, ok := m.idx[raw]
-	return i, ok
+	return m.idx.get([]byte(raw))
 }
 
 // Index returns raw's index, assigning the next one on first sight. For a
 // dense map raw must parse as a non-negative integer.
 func (m *IDMap) Index(raw []byte) (int32, error) {
-	if i, ok := m.idx[string(raw)]; ok { // no allocation for the lookup
+	if i, ok := m.idx.get(raw); ok {
 		return i, nil
 	}
 	if m.dense {
@@ -63,17 +63,13 @@ func (m *IDMap) Index(raw []byte) (int32, error) {
 		return m.Set(int32(n), string(raw))
 	}
 	i := int32(len(m.ids))
-	s := string(raw)
-	m.idx[s] = i
-	m.ids = append(m.ids, s)
+	m.idx.put(raw, i)
+	m.ids = append(m.ids, string(raw))
 	return i, nil
 }
 
 // IndexString is Index for a string.
 func (m *IDMap) IndexString(raw string) (int32, error) {
-	if i, ok := m.idx[raw]; ok {
-		return i, nil
-	}
 	return m.Index([]byte(raw))
 }
 
@@ -84,21 +80,16 @@ func (m *IDMap) Set(idx int32, raw string) (int32, error) {
 	if idx < 0 {
 		return 0, fmt.Errorf("negative index %d for id %q", idx, raw)
 	}
-	if old, ok := m.idx[raw]; ok && old != idx {
+	if old, ok := m.idx.get([]byte(raw)); ok && old != idx {
 		return 0, fmt.Errorf("id %q has two indices, %d and %d", raw, old, idx)
 	}
 	for int(idx) >= len(m.ids) {
 		m.ids = append(m.ids, "")
 	}
-	if prev := m.ids[idx]; prev != "" && prev != raw {
-		// A dense source (user "7" in train.json) later named by an id map
-		// (user2id.json): the name wins, the number stays an alias.
-		m.idx[raw] = idx
-		m.ids[idx] = raw
-		return idx, nil
-	}
+	// A dense source (user "7" in train.json) later named by an id map
+	// (user2id.json): the name wins, the number stays an alias.
 	m.ids[idx] = raw
-	m.idx[raw] = idx
+	m.idx.set([]byte(raw), idx)
 	return idx, nil
 }
 
@@ -297,31 +288,43 @@ func (b *Builder) Finish() (*Tables, error) {
 // with the same user, item, timestamp and rating.
 func dedupe(t *store.Interactions) []int32 {
 	n := t.Len()
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
+	rows := make([]int32, n)
+	for i := range rows {
+		rows[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int {
-		if c := cmp.Compare(t.User[a], t.User[b]); c != 0 {
-			return c
-		}
+	order := prep.GroupByUser(t, rows)
+	drop := make([]bool, n)
+	dups := 0
+	key := func(a, b int32) int {
 		if c := cmp.Compare(t.Item[a], t.Item[b]); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(t.Timestamp[a], t.Timestamp[b]); c != 0 {
 			return c
 		}
-		return cmp.Compare(a, b)
-	})
-	drop := make([]bool, n)
-	dups := 0
-	for k := 1; k < n; k++ {
-		a, b := order[k-1], order[k]
-		if t.User[a] == t.User[b] && t.Item[a] == t.Item[b] && t.Timestamp[a] == t.Timestamp[b] &&
-			sameRating(t.Rating[a], t.Rating[b]) {
-			drop[b] = true
-			dups++
+		if c := cmp.Compare(t.Rating[a], t.Rating[b]); c != 0 {
+			return c
 		}
+		return cmp.Compare(a, b)
+	}
+	for s := 0; s < n; {
+		e := s + 1
+		for e < n && t.User[order[e]] == t.User[order[s]] {
+			e++
+		}
+		run := order[s:e]
+		slices.SortFunc(run, key)
+		for k := 1; k < len(run); k++ {
+			a, b := run[k-1], run[k]
+			if t.Item[a] == t.Item[b] && t.Timestamp[a] == t.Timestamp[b] && sameRating(t.Rating[a], t.Rating[b]) {
+				drop[b] = true
+				dups++
+			}
+		}
+		s = e
+	}
+	if dups == 0 {
+		return rows
 	}
 	keep := make([]int32, 0, n-dups)
 	for i := range n {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -337,4 +337,3 @@ func parseIdx(b []byte) (int32, error) {
 	}
 	return int32(n), nil
 }
-

@@ -390,7 +390,6 @@ func isRangeErr(err error) bool {
 // followed by ':'.
 func (p *pyParser) dictOrSet() (any, error) {
 	start := p.i
-	save := p.i
 	p.i++
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] != '}' {
@@ -398,12 +397,12 @@ func (p *pyParser) dictOrSet() (any, error) {
 			return nil, err
 		}
 		p.ws()
-		if p.i < len(p.b) && p.b[p.i] != ':' {
+		if p.i < len(p.b) && (p.b[p.i] == ',' || p.b[p.i] == '}') {
 			p.i = start
 			return p.seq('{', '}')
 		}
 	}
-	p.i = save
+	p.i = start
 	m := make(map[string]any)
 	err := p.entries(func(key []byte, _ int) error {
 		k := string(key) // before value() reuses the scratch buffer

@@ -85,23 +85,53 @@ func maxIdx(v []int32) int {
 }
 
 // ChronoOrder returns row numbers ordered by user, then timestamp, with
-// ties kept in input order (a stable, documented tie-break).
+// ties kept in input order (a stable, documented tie-break). It is a stable
+// counting sort by user followed by a stable sort of each user's run, so it
+// stays linear in the number of rows for the usual short histories.
 func ChronoOrder(t *store.Interactions, rows []int32) []int32 {
 	if rows == nil {
 		rows = make([]int32, t.Len())
 		for i := range rows {
 			rows[i] = int32(i)
 		}
-	} else {
-		rows = slices.Clone(rows)
 	}
-	slices.SortStableFunc(rows, func(a, b int32) int {
-		if c := cmp.Compare(t.User[a], t.User[b]); c != 0 {
-			return c
+	order := GroupByUser(t, rows)
+	byTime := func(a, b int32) int { return cmp.Compare(t.Timestamp[a], t.Timestamp[b]) }
+	for s := 0; s < len(order); {
+		e := s + 1
+		for e < len(order) && t.User[order[e]] == t.User[order[s]] {
+			e++
 		}
-		return cmp.Compare(t.Timestamp[a], t.Timestamp[b])
-	})
-	return rows
+		run := order[s:e]
+		if !slices.IsSortedFunc(run, byTime) {
+			slices.SortStableFunc(run, byTime)
+		}
+		s = e
+	}
+	return order
+}
+
+// GroupByUser returns rows reordered by user index, keeping the input order
+// within a user (a stable counting sort).
+func GroupByUser(t *store.Interactions, rows []int32) []int32 {
+	nu := 0
+	for _, r := range rows {
+		nu = max(nu, int(t.User[r])+1)
+	}
+	start := make([]int32, nu+1)
+	for _, r := range rows {
+		start[t.User[r]+1]++
+	}
+	for u := 1; u <= nu; u++ {
+		start[u] += start[u-1]
+	}
+	out := make([]int32, len(rows))
+	for _, r := range rows {
+		u := t.User[r]
+		out[start[u]] = r
+		start[u]++
+	}
+	return out
 }
 
 // userRuns calls fn for each user's run of rows in an order sorted by user.
