@@ -163,7 +163,7 @@ type flagSet interface {
 }
 
 func addSplitFlags(f flagSet, so *dataset.SplitOptions) {
-	f.StringArrayVar(&so.Names, "split", nil, "split to make: given, random, loo, temporal (repeatable; default: given if the source has one, else random)")
+	f.StringArrayVar(&so.Names, "split", nil, "split to make: given, random, loo, temporal, none (repeatable; default: given if the source has one, else random)")
 	f.Uint64Var(&so.Seed, "seed", 2023, "seed of the random split")
 	f.IntVar(&so.LOOMaxLen, "max-len", 0, "loo: keep each user's last N interactions (PMMRec: 23; 0 = all)")
 	f.Float64Var(&so.TemporalValid, "valid-quantile", 0.8, "temporal: time quantile where validation starts")

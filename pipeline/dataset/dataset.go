@@ -26,8 +26,8 @@ import (
 
 // SplitOptions choose and parameterise the splits.
 type SplitOptions struct {
-	// Names of the splits to make: given, random, loo, temporal. Empty:
-	// given where the source has one, else random.
+	// Names of the splits to make: given, random, loo, temporal, or none.
+	// Empty: given where the source has one, else random.
 	Names []string
 	// Seed of the random split.
 	Seed uint64
@@ -294,6 +294,10 @@ func MakeSplits(t *store.Interactions, given *store.Split, so SplitOptions) ([]*
 	var out []*store.Split
 	for _, n := range names {
 		switch n {
+		case "none":
+			if len(names) > 1 {
+				return nil, &ingest.BadInputError{File: "--split", Err: errors.New("none cannot be combined with other splits")}
+			}
 		case "given":
 			if given == nil {
 				return nil, &ingest.BadInputError{File: "--split", Err: errors.New("the source has no split of its own to keep (given)")}

@@ -45,12 +45,12 @@ func ingestInto(t *testing.T, format string, inputs []string, so SplitOptions, f
 
 func TestRealDatasetsCounts(t *testing.T) {
 	cases := []struct {
-		name, dir, format      string
-		users, items           int
-		inter                  int64
-		train, valid, test     int64
-		modalities             map[string]int // name → dim
-		featDim                int
+		name, dir, format  string
+		users, items       int
+		inter              int64
+		train, valid, test int64
+		modalities         map[string]int // name → dim
+		featDim            int
 	}{
 		{"tiktok", "tiktok", "mmrec", 9308, 6710, 68722, 59541, 3051, 6130, map[string]int{"image": 128, "audio": 128}, 0},
 		{"amazon-scientific", "amazon-scientific", "recbole", 8442, 4385, 59427, 42543, 8442, 8442, map[string]int{}, 0},

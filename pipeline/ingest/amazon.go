@@ -138,7 +138,8 @@ var reviewKeys = []string{"reviewerID", "asin", "overall", "unixReviewTime", "re
 func readAmazonReviews(ctx context.Context, path string, b *Builder, opts *Options) error {
 	var p pyParser
 	spans := make([][]byte, len(reviewKeys))
-	return eachLine(ctx, path, "interactions", opts, b.Report, func(lr *lineReader, line []byte) error {
+	bt := newBatcher(b)
+	return eachChunkLine(ctx, path, "interactions", opts, b.Report, func(lr *lineReader, line []byte) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return nil
 		}
@@ -177,11 +178,9 @@ func readAmazonReviews(ctx context.Context, path string, b *Builder, opts *Optio
 			}
 			ts = t
 		}
-		if err := b.Add(user, item, rating, ts); err != nil {
-			return lr.Bad("%v", err)
-		}
+		bt.add(user, item, rating, ts)
 		return nil
-	})
+	}, bt.flush)
 }
 
 // parseReviewTime parses Amazon's "09 13, 2009" (month day, year) into Unix
@@ -204,60 +203,79 @@ func parseReviewTime(s []byte) (int64, bool) {
 
 // readRatingsCSV reads a headerless ratings CSV (user/item in the given
 // columns, then rating and Unix time) on the fast path: fields are split on
-// the raw line, numbers parsed without allocation, ids passed as byte
-// slices. A header line (non-numeric rating on line 1) is skipped.
+// the raw line, numbers parsed without allocation, and each block of rows
+// indexed with Builder.AddBatch (users and items on two goroutines). A
+// header line (non-numeric rating on line 1) is skipped.
 func readRatingsCSV(ctx context.Context, path string, b *Builder, opts *Options, userCol, itemCol int) error {
-	var fields [5][]byte
-	var quoted [][]byte
+	c := ratingsCSV{userCol: userCol, itemCol: itemCol}
+	first := true
+	bt := newBatcher(b)
 	return eachChunkLine(ctx, path, "interactions", opts, b.Report, func(lr *lineReader, line []byte) error {
-		f := fields[:]
-		n := 0
-		if bytes.IndexByte(line, '"') < 0 {
-			n = splitFields(line, ',', f)
-		} else {
-			var ok bool
-			quoted, ok = splitCSVQuoted(line, quoted)
-			if !ok {
-				return lr.Bad("unterminated quoted field")
-			}
-			n = copy(f, quoted)
-			if len(quoted) > len(f) {
-				n = len(f)
-			}
+		if first {
+			first = false
+			b.Inter.Grow(estimateRows(path, len(line)+1))
 		}
-		if n != 4 {
-			if n == 1 && len(bytes.TrimSpace(line)) == 0 {
-				return nil
-			}
-			return lr.Bad("expected 4 comma-separated fields (%s), found %s", ratingsLayout(userCol), fieldCount(n, len(f)))
-		}
-		rating, ok := parseFloatFast(f[2])
+		user, item, rating, ts, ok, err := c.parse(lr, line)
 		if !ok {
-			if lr.Line() == 1 {
-				return nil // header
-			}
-			return lr.Bad("expected a numeric rating in field 3, found %.40q", f[2])
+			return err
 		}
-		ts, ok := parseIntFast(f[3])
-		if !ok {
-			fl, ok2 := parseFloatFast(f[3])
-			if !ok2 {
-				return lr.Bad("expected a Unix timestamp in field 4, found %.40q", f[3])
-			}
-			ts = int64(fl)
-		}
-		user, item := f[userCol], f[itemCol]
-		if len(user) == 0 || len(item) == 0 {
-			return lr.Bad("empty user or item id")
-		}
-		if !utf8.Valid(user) || !utf8.Valid(item) {
-			return lr.Bad("expected UTF-8 text (wrong encoding?)")
-		}
-		if err := b.Add(user, item, float32(rating), ts); err != nil {
-			return lr.Bad("%v", err)
-		}
+		bt.add(user, item, rating, ts)
 		return nil
-	})
+	}, bt.flush)
+}
+
+// ratingsCSV parses the lines of a ratings CSV.
+type ratingsCSV struct {
+	userCol, itemCol int
+	fields           [5][]byte
+	quoted           [][]byte
+}
+
+// parse splits one line. ok is false for a line to skip (blank, a header,
+// or a bad line within the --max-bad-lines budget; err is set when the
+// budget is exhausted).
+func (c *ratingsCSV) parse(lr *lineReader, line []byte) (user, item []byte, rating float32, ts int64, ok bool, err error) {
+	f := c.fields[:]
+	n := 0
+	if bytes.IndexByte(line, '"') < 0 {
+		n = splitFields(line, ',', f)
+	} else {
+		var ok bool
+		c.quoted, ok = splitCSVQuoted(line, c.quoted)
+		if !ok {
+			return nil, nil, 0, 0, false, lr.Bad("unterminated quoted field")
+		}
+		n = min(copy(f, c.quoted), len(f))
+	}
+	if n != 4 {
+		if n == 1 && len(bytes.TrimSpace(line)) == 0 {
+			return nil, nil, 0, 0, false, nil
+		}
+		return nil, nil, 0, 0, false, lr.Bad("expected 4 comma-separated fields (%s), found %s", ratingsLayout(c.userCol), fieldCount(n, len(f)))
+	}
+	r, ok := parseFloatFast(f[2])
+	if !ok {
+		if lr.Line() == 1 {
+			return nil, nil, 0, 0, false, nil // a header
+		}
+		return nil, nil, 0, 0, false, lr.Bad("expected a numeric rating in field 3, found %.40q", f[2])
+	}
+	ts, ok = parseIntFast(f[3])
+	if !ok {
+		fl, ok2 := parseFloatFast(f[3])
+		if !ok2 {
+			return nil, nil, 0, 0, false, lr.Bad("expected a Unix timestamp in field 4, found %.40q", f[3])
+		}
+		ts = int64(fl)
+	}
+	user, item = f[c.userCol], f[c.itemCol]
+	if len(user) == 0 || len(item) == 0 {
+		return nil, nil, 0, 0, false, lr.Bad("empty user or item id")
+	}
+	if !utf8.Valid(user) || !utf8.Valid(item) {
+		return nil, nil, 0, 0, false, lr.Bad("expected UTF-8 text (wrong encoding?)")
+	}
+	return user, item, float32(r), ts, true, nil
 }
 
 func ratingsLayout(userCol int) string {
@@ -288,7 +306,7 @@ func readAmazonMeta(ctx context.Context, path string, b *Builder, opts *Options,
 	if v2018 {
 		keys, want = meta2018Keys, "a JSON object"
 	}
-	return eachLine(ctx, path, "item metadata", opts, b.Report, func(lr *lineReader, line []byte) error {
+	return eachChunkLine(ctx, path, "item metadata", opts, b.Report, func(lr *lineReader, line []byte) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return nil
 		}
@@ -322,7 +340,7 @@ func readAmazonMeta(ctx context.Context, path string, b *Builder, opts *Options,
 			it.Price = pr
 		}
 		return nil
-	})
+	}, nil)
 }
 
 // setText sets *dst to s unless s is empty (a later record fills gaps and

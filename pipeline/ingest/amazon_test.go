@@ -285,3 +285,44 @@ func BenchmarkAmazon2018CSV(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRatingsCSVParse measures the CSV path without the id tables:
+// block reading on a second goroutine, line splitting and number parsing.
+func BenchmarkRatingsCSVParse(b *testing.B) {
+	const n = 2_000_000
+	p := filepath.Join(b.TempDir(), "Books.csv")
+	writeRatingsCSV(b, p, n, false)
+	for _, gz := range []bool{false, true} {
+		path := p
+		name := "plain"
+		if gz {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			path += ".gz"
+			if err := fxWriteGzip(path, data, 0); err != nil {
+				b.Fatal(err)
+			}
+			name = "gzip"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				var rep Report
+				c := ratingsCSV{userCol: 1}
+				rows := 0
+				err := eachChunkLine(context.Background(), path, "interactions", &Options{}, &rep, func(lr *lineReader, line []byte) error {
+					_, _, _, _, ok, err := c.parse(lr, line)
+					if ok {
+						rows++
+					}
+					return err
+				}, nil)
+				if err != nil || rows != n {
+					b.Fatalf("%d rows, %v", rows, err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
+}

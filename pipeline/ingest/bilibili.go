@@ -99,6 +99,7 @@ func (bilibiliFormat) Read(ctx context.Context, files []string, b *Builder, opts
 
 // readBehaviours reads user<TAB>item item ... lines.
 func readBehaviours(ctx context.Context, path string, b *Builder, opts *Options) error {
+	bt := newBatcher(b)
 	return eachChunkLine(ctx, path, "interactions", opts, b.Report, func(lr *lineReader, line []byte) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return nil
@@ -121,16 +122,14 @@ func readBehaviours(ctx context.Context, path string, b *Builder, opts *Options)
 			if len(it) == 0 {
 				continue
 			}
-			if err := b.Add(user, it, nan32, pos); err != nil {
-				return lr.Bad("%v", err)
-			}
+			bt.add(user, it, nan32, pos)
 			pos++
 		}
 		if pos == 0 {
 			return lr.Bad("expected at least one item after the user")
 		}
 		return nil
-	})
+	}, bt.flush)
 }
 
 // isHeaderName reports whether a first field is a column name.

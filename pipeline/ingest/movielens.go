@@ -145,9 +145,15 @@ func splitSep(line, sep []byte, dst [][]byte) int {
 // skipped.
 func readMLRatings(ctx context.Context, path string, b *Builder, opts *Options, sep []byte, layout string) error {
 	var f [5][]byte
+	bt := newBatcher(b)
+	first := true
 	return eachChunkLine(ctx, path, "interactions", opts, b.Report, func(lr *lineReader, line []byte) error {
 		if len(line) == 0 {
 			return nil
+		}
+		if first {
+			first = false
+			b.Inter.Grow(estimateRows(path, len(line)+1))
 		}
 		if splitSep(line, sep, f[:]) != 4 {
 			return lr.Bad("expected %s", layout)
@@ -166,8 +172,9 @@ func readMLRatings(ctx context.Context, path string, b *Builder, opts *Options, 
 		if len(f[0]) == 0 || len(f[1]) == 0 || !utf8.Valid(f[0]) || !utf8.Valid(f[1]) {
 			return lr.Bad("expected non-empty user and item ids")
 		}
-		return b.Add(f[0], f[1], float32(r), ts)
-	})
+		bt.add(f[0], f[1], float32(r), ts)
+		return nil
+	}, bt.flush)
 }
 
 // readMLGenres reads u.genre ("name|index") into the genre column names.

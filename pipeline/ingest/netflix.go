@@ -95,19 +95,25 @@ func (netflixFormat) Read(ctx context.Context, files []string, b *Builder, opts 
 
 // readNetflixRatings reads one combined_data or mv_ file.
 func readNetflixRatings(ctx context.Context, path string, b *Builder, opts *Options) error {
-	var movie []byte
+	var movie []byte // a fresh copy per movie: queued rows keep pointing at it
 	var f [4][]byte
+	bt := newBatcher(b)
+	first := true
 	return eachChunkLine(ctx, path, "interactions", opts, b.Report, func(lr *lineReader, line []byte) error {
+		if first {
+			first = false
+			b.Inter.Grow(estimateRows(path, 24))
+		}
 		if len(line) == 0 {
 			return nil
 		}
 		if line[len(line)-1] == ':' {
 			id := line[:len(line)-1]
 			if _, ok := parseIntFast(id); !ok || len(id) == 0 {
-				movie = movie[:0]
+				movie = nil
 				return lr.Bad("expected a \"MovieID:\" line, found %.40q", line)
 			}
-			movie = append(movie[:0], id...)
+			movie = bytes.Clone(id)
 			return nil
 		}
 		if len(movie) == 0 {
@@ -127,8 +133,9 @@ func readNetflixRatings(ctx context.Context, path string, b *Builder, opts *Opti
 		if !ok {
 			return lr.Bad("expected a date YYYY-MM-DD, found %.40q", f[2])
 		}
-		return b.Add(f[0], movie, float32(r), ts)
-	})
+		bt.add(f[0], movie, float32(r), ts)
+		return nil
+	}, bt.flush)
 }
 
 // readNetflixTitles reads movie_titles.csv.

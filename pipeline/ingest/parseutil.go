@@ -9,6 +9,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -342,7 +343,10 @@ type lineBlock struct {
 // reads (and decompresses) the file in blocks of whole lines while the
 // calling goroutine splits and parses them, so two cores are busy. Line
 // numbers, counts and errors are the same as with lineReader.Next.
-func eachChunkLine(ctx context.Context, path, role string, opts *Options, r *Report, fn func(lr *lineReader, line []byte) error) error {
+//
+// The line slices stay valid until flush (if not nil) returns: flush is
+// called after each block's lines, so fn may collect slices into a batch.
+func eachChunkLine(ctx context.Context, path, role string, opts *Options, r *Report, fn func(lr *lineReader, line []byte) error, flush func() error) error {
 	lr, err := openLines(ctx, path, role, opts, r)
 	if err != nil {
 		return err
@@ -434,6 +438,11 @@ func eachChunkLine(ctx context.Context, path, role string, opts *Options, r *Rep
 				return err
 			}
 		}
+		if flush != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		if blk.err != nil {
 			return readError(lr, blk.err)
 		}
@@ -448,4 +457,70 @@ func readError(lr *lineReader, err error) error {
 		return badf(lr.path, lr.line+1, "compressed stream is truncated or corrupt after %d complete lines: %v", lr.line, err)
 	}
 	return fmt.Errorf("%s:%d: read: %w", lr.path, lr.line+1, err)
+}
+
+// estimateRows guesses the number of lines of path from its size and the
+// length of its first line, so the interaction columns are allocated once
+// instead of grown by doubling. For a gzip file the uncompressed size comes
+// from the gzip trailer (exact below 4 GiB); a guess past a sane bound is
+// dropped.
+func estimateRows(path string, lineLen int) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || lineLen <= 0 {
+		return 0
+	}
+	size := st.Size()
+	var magic [2]byte
+	if _, err := f.ReadAt(magic[:], 0); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		var trailer [4]byte
+		if size < 20 {
+			return 0
+		}
+		if _, err := f.ReadAt(trailer[:], size-4); err != nil {
+			return 0
+		}
+		isize := int64(trailer[0]) | int64(trailer[1])<<8 | int64(trailer[2])<<16 | int64(trailer[3])<<24
+		if isize < size { // wrapped past 4 GiB, or several members
+			return 0
+		}
+		size = isize
+	}
+	n := size / int64(max(lineLen, 16)) * 11 / 10
+	if n > 1<<31-1 {
+		return 0
+	}
+	return int(n)
+}
+
+// batcher collects the rows of one block for Builder.AddBatch, which is
+// Builder.Add for each row in order with users and items indexed on two
+// goroutines at once.
+type batcher struct {
+	b  *Builder
+	bt Batch
+}
+
+func newBatcher(b *Builder) *batcher { return &batcher{b: b} }
+
+// add queues one row; user and item must stay valid until flush.
+func (c *batcher) add(user, item []byte, rating float32, ts int64) {
+	c.bt.Users = append(c.bt.Users, user)
+	c.bt.Items = append(c.bt.Items, item)
+	c.bt.Rating = append(c.bt.Rating, rating)
+	c.bt.Timestamp = append(c.bt.Timestamp, ts)
+}
+
+// flush indexes and appends the queued rows.
+func (c *batcher) flush() error {
+	if len(c.bt.Users) == 0 {
+		return nil
+	}
+	err := c.b.AddBatch(&c.bt)
+	c.bt.Reset()
+	return err
 }

@@ -1,0 +1,61 @@
+# mmpipe: build, demo, tests and benchmarks. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/mmpipe
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILD_TIME)
+DATA ?= ../shared/data
+TOOLS := .tools/node
+ORT_VERSION := 1.30.0
+ORT_LIB := .ort/libonnxruntime.so.1
+
+.PHONY: help build demo test test-short tools ort bench bench-ingest vet fmt clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+build: ## build bin/mmpipe (cgo: LMDB's C source is compiled in)
+	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mmpipe
+
+demo: build ## generate the built-in sample, ingest it and print its summary (no downloads)
+	rm -rf demo-out
+	./$(BIN) demo --out demo-out
+
+vet: ## go vet and gofmt check
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+
+test: vet ## run every test (real data in $(DATA) is used when present)
+	$(GO) test -count=1 ./...
+
+test-short: ## quick tests only
+	$(GO) test -short ./...
+
+tools: ## install the interop checkers: npm apache-arrow and @duckdb/node-api into .tools/node
+	mkdir -p $(TOOLS)
+	cd $(TOOLS) && { test -f package.json || echo '{"private":true}' > package.json; } && \
+		npm install --no-audit --no-fund --loglevel=error apache-arrow@21.2.0 @duckdb/node-api@1.5.6-r.1 >/dev/null
+	@echo "interop tools in $(TOOLS)/node_modules"
+
+ort: ## install ONNX Runtime $(ORT_VERSION) (CPU) from npm onnxruntime-node into .ort/ (no install scripts run)
+	@if [ -f $(ORT_LIB) ] && [ "$$(cat .ort/VERSION 2>/dev/null)" = "$(ORT_VERSION)" ]; then \
+		echo "ONNX Runtime $(ORT_VERSION) already in $(ORT_LIB)"; else \
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	( cd "$$tmp" && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null && \
+	  tar xzf onnxruntime-node-$(ORT_VERSION).tgz package/bin/napi-v6/linux/x64/libonnxruntime.so.1 ); \
+	mkdir -p .ort && cp "$$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" $(ORT_LIB).tmp && \
+	mv $(ORT_LIB).tmp $(ORT_LIB) && echo $(ORT_VERSION) > .ort/VERSION && \
+	echo "ONNX Runtime $(ORT_VERSION) installed in $(ORT_LIB)"; fi
+
+bench: build ## Go benchmarks plus the 10M-row ingest benchmark (figures go to BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./store/... ./pipeline/... | tee bench/out-go.txt
+	$(MAKE) bench-ingest
+
+bench-ingest: build ## ingest a generated 10M-row Amazon 2018 ratings CSV, report rows/s and peak RSS
+	bash bench/ingest.sh
+
+clean: ## remove build outputs
+	rm -rf bin demo-out bench/out
