@@ -326,3 +326,66 @@ func BenchmarkRatingsCSVParse(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAmazonReviewsJSON ingests 2018-style review lines (about 600
+// bytes each; the review text is skipped unparsed) and a 2014-style
+// metadata file of Python literals.
+func BenchmarkAmazonReviewsJSON(b *testing.B) {
+	const n = 200_000
+	dir := b.TempDir()
+	f, err := os.Create(filepath.Join(dir, "Books.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	text := strings.Repeat("A lovely book about \\\"things\\\" and more things. ", 9)
+	for k := range n {
+		fmt.Fprintf(w, `{"overall": %d.0, "verified": true, "reviewTime": "09 13, 2016", "reviewerID": "A%013X", "asin": "B%09d", "style": {"Format:": " Paperback"}, "reviewerName": "Reader %d", "reviewText": "%s", "summary": "Five Stars", "unixReviewTime": %d}`+"\n",
+			1+k%5, k*7919%(n/3), k/20, k, text, 1400000000+k)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	size := fileSizeOf(b, f)
+	b.Run("reviews", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			if _, _, err := Run(context.Background(), "amazon2018", []string{f.Name()}, Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+	m, err := os.Create(filepath.Join(b.TempDir(), "meta_Books.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	w = bufio.NewWriter(m)
+	for k := range n / 4 {
+		fmt.Fprintf(w, `{'asin': 'B%09d', 'title': "Girls' Ballet Tutu %d", 'price': 3.17, 'imUrl': 'http://ecx.images-amazon.com/images/I/51fAmVkTbyL._SY300_.jpg', 'related': {'also_bought': ['B00JHONN1S', 'B002BZX8Z6', 'B00D2K1M3O', '0000031909', 'B00613WDTQ', 'B00D0WDS9A'], 'also_viewed': ['B002BZX8Z6', 'B00JHONN1S']}, 'salesRank': {'Toys & Games': 211836}, 'categories': [['Clothing, Shoes & Jewelry', 'Girls', 'Clothing'], ['Sports & Outdoors', 'Other Sports', 'Dance']], 'description': 'This tutu is great for dress up play. It\'s made of soft tulle.'}`+"\n", k, k)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	msize := fileSizeOf(b, m)
+	b.Run("meta2014", func(b *testing.B) {
+		b.SetBytes(msize)
+		for b.Loop() {
+			if _, _, err := Run(context.Background(), "amazon2014", []string{m.Name()}, Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n/4)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	})
+}
+
+func fileSizeOf(b *testing.B, f *os.File) int64 {
+	st, err := f.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return st.Size()
+}

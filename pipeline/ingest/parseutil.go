@@ -305,7 +305,7 @@ func byStage(files []inputFile) []inputFile {
 	return files
 }
 
-// stripCompression removes a compression suffix from a base name.
+// stripExt removes the extension from a file name ("17551.jpg" → "17551").
 func stripExt(name string) string {
 	return strings.TrimSuffix(name, filepath.Ext(name))
 }
@@ -462,8 +462,8 @@ func readError(lr *lineReader, err error) error {
 // estimateRows guesses the number of lines of path from its size and the
 // length of its first line, so the interaction columns are allocated once
 // instead of grown by doubling. For a gzip file the uncompressed size comes
-// from the gzip trailer (exact below 4 GiB); a guess past a sane bound is
-// dropped.
+// from the gzip trailer (exact below 4 GiB); a trailer that does not look
+// like one (a truncated file) is ignored.
 func estimateRows(path string, lineLen int) int {
 	f, err := os.Open(path)
 	if err != nil {
@@ -485,7 +485,7 @@ func estimateRows(path string, lineLen int) int {
 			return 0
 		}
 		isize := int64(trailer[0]) | int64(trailer[1])<<8 | int64(trailer[2])<<16 | int64(trailer[3])<<24
-		if isize < size { // wrapped past 4 GiB, or several members
+		if isize < size || isize > 20*size { // wrapped past 4 GiB, several members, or a truncated file
 			return 0
 		}
 		size = isize

@@ -183,3 +183,35 @@ func BenchmarkPyLiteralMetaLine(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParsePyLiteral checks that no input panics the parser, and that
+// topDict and spans agree with a full parse on which input is a valid dict.
+func FuzzParsePyLiteral(f *testing.F) {
+	for _, s := range []string{
+		`{'asin': 'B1', 'title': "Girls' \xe9", 'related': {'a': ['x', ('y',)]}, 'price': 3.17, 'b': True, 'n': None}`,
+		`{"reviewerID": "A\u0031", "overall": 5.0, "helpful": [0, 1]}`,
+		`[1, -2.5e3, inf, -nan, u'x', r'\d', b'\x00', '''t'''] `,
+		`{1, 2}`, `('a')`, `{'a': 'b\'`, `u`, `'\U0001F600\ud83d'`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := parsePyLiteral(b)
+		var p pyParser
+		m, err2 := p.topDict(b, nil)
+		spans := make([][]byte, 2)
+		err3 := p.spans(b, []string{"asin", "title"}, spans)
+		if _, isDict := v.(map[string]any); err == nil && isDict && (err2 != nil || err3 != nil) {
+			t.Errorf("%q parses as a dict, but topDict: %v, spans: %v", b, err2, err3)
+		}
+		if err2 == nil && len(m) > 0 && err != nil {
+			// topDict skips unwanted values loosely; with keys nil it
+			// parses every value, so it must agree with the full parse.
+			t.Errorf("%q: topDict ok, full parse: %v", b, err)
+		}
+		for _, s := range spans {
+			spanBytes(s)
+			spanFloat(s)
+		}
+	})
+}
