@@ -16,10 +16,10 @@ fi
 ls -l "$csv"
 for split in none random; do
   rm -rf "$OUT/ds-$split"
-  /usr/bin/time -f '%e s wall, %M KB peak RSS' -o "$OUT/time-$split.txt" \
+  /usr/bin/time -f '%e s wall, %M KB peak RSS, %U s user, %S s sys' -o "$OUT/time-$split.txt" \
     bin/mmpipe --log-format json --result-file "$OUT/result-$split.json" ingest --format amazon2018 \
     --input "$csv" --out "$OUT/ds-$split" --split "$split" > "$OUT/ingest-$split.log" 2>&1
-  read -r wall _ _ _ rss _ < "$OUT/time-$split.txt"
-  awk -v rows="$ROWS" -v wall="$wall" -v rss="$rss" -v split="$split" 'BEGIN {
-    printf "split=%-7s rows=%d wall=%.2fs rate=%.2f M rows/s peak_rss=%.0f MB\n", split, rows, wall, rows/wall/1e6, rss/1024 }'
+  read -r wall _ _ rss _ _ _ user _ _ sys _ < "$OUT/time-$split.txt"
+  awk -v rows="$ROWS" -v wall="$wall" -v rss="$rss" -v sp="$split" -v cpu="$user+$sys" 'BEGIN {
+    split(cpu, c, "+"); printf "split=%-7s rows=%d wall=%.2fs rate=%.2f M rows/s cpu=%.1fs peak_rss=%.0f MB\n", sp, rows, wall, rows/wall/1e6, c[1]+c[2], rss/1024 }'
 done

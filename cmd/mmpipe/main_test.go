@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mmpipe/mmpipe/store"
+	"github.com/mmpipe/mmpipe/store/imagestore"
 )
 
 // run executes the CLI in-process and returns stdout, stderr and the exit
@@ -246,5 +247,69 @@ func TestDemoSmall(t *testing.T) {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("demo output lacks %q:\n%s", w, stdout)
 		}
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	src := writeMMRec(t, toyInter)
+	ds := filepath.Join(t.TempDir(), "ds")
+	if _, stderr, code := run(t, "ingest", "--format", "mmrec", src, "--out", ds); code != 0 {
+		t.Fatal(stderr)
+	}
+	stdout, stderr, code := run(t, "split", "--split", "loo", "--split", "random", "--seed", "3", ds)
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	if !strings.Contains(stdout, "loo: train 5, valid 2, test 2") {
+		t.Errorf("split output %q", stdout)
+	}
+	m, err := store.ReadManifest(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Splits["random"]; !ok || len(m.Splits) != 3 {
+		t.Errorf("manifest splits %v", m.Splits)
+	}
+	if _, err := os.Stat(store.SplitPath(ds, "loo")); err != nil {
+		t.Error(err)
+	}
+	// Same parameters again: skipped, and says so in the result file.
+	res := filepath.Join(t.TempDir(), "r.json")
+	if _, stderr, code := run(t, "--result-file", res, "split", "--split", "loo", ds); code != 0 {
+		t.Fatal(stderr)
+	}
+	data, _ := os.ReadFile(res)
+	if !strings.Contains(string(data), `"skipped": true`) {
+		t.Errorf("result %s", data)
+	}
+}
+
+func TestInspectImageStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "images.lmdb")
+	st, err := imagestore.Open(dir, imagestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b imagestore.Batch
+	b.PutImage("B001", []byte("\x89PNG fake bytes"), imagestore.LedgerEntry{URL: "http://x/1.png"})
+	b.PutLedger("B002", imagestore.LedgerEntry{Status: imagestore.StatusFailed, ErrorClass: "http_404"})
+	if err := st.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	stdout, stderr, code := run(t, "inspect", "--json", dir)
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	var s struct {
+		Images int            `json:"images"`
+		Bytes  int            `json:"bytes"`
+		Ledger map[string]int `json:"ledger"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Images != 1 || s.Bytes != 15 || s.Ledger["ok"] != 1 || s.Ledger["failed"] != 1 {
+		t.Errorf("inspect %s", stdout)
 	}
 }

@@ -60,6 +60,9 @@ type Result struct {
 	Skipped  bool
 	Manifest *store.Manifest
 	Report   *ingest.Report
+	// Summary is the dataset summary, computed from the tables in memory
+	// (nil when the stage was skipped).
+	Summary *Summary
 }
 
 func (o *Options) params() map[string]any {
@@ -190,7 +193,22 @@ func Ingest(ctx context.Context, o Options) (*Result, error) {
 	if err := store.WriteManifest(o.Out, m); err != nil {
 		return nil, err
 	}
-	return &Result{Manifest: m, Report: report}, nil
+	sum := summaryOf(o.Out, m)
+	sum.addTables(&tables.Inter, tables.Items)
+	for _, f := range tables.Features {
+		present := f.Rows
+		if f.Valid != nil {
+			present = 0
+			for _, v := range f.Valid {
+				if v {
+					present++
+				}
+			}
+		}
+		sum.Modalities = append(sum.Modalities, Modality{Name: f.Modality, File: f.Modality + ".imported.arrow", Dim: f.Dim,
+			Encoder: "imported:" + f.Source, Present: present})
+	}
+	return &Result{Manifest: m, Report: report, Summary: sum}, nil
 }
 
 // ingestOrdinal reports sources whose timestamps are positions, not times.

@@ -79,46 +79,16 @@ func Summarize(ctx context.Context, dir string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := ds.Manifest
-	s := &Summary{Dir: dir, Source: m.SourceFormat, Users: m.Users, Items: m.Items, Interactions: m.Interactions,
-		Splits: map[string]SplitCounts{}, Modalities: []Modality{}, TimeKind: m.TimeKind, IDMapSHA256: m.IDMapSHA256,
-		Coverage: map[string]int{}}
-	for n, si := range m.Splits {
-		s.Splits[n] = SplitCounts{Train: si.Train, Valid: si.Valid, Test: si.Test}
-	}
+	s := summaryOf(dir, ds.Manifest)
 	inter, err := store.ReadInteractions(ctx, ds.Path(store.InteractionsFile))
 	if err != nil {
 		return nil, err
-	}
-	ud, id := make([]int, m.Users), make([]int, m.Items)
-	for k := range inter.Len() {
-		ud[inter.User[k]]++
-		id[inter.Item[k]]++
-	}
-	for _, d := range id {
-		if d == 0 {
-			s.ColdItems++
-		}
-	}
-	s.UserDegree, s.ItemDegree = degrees(ud), degrees(id)
-	if m.Users > 0 && m.Items > 0 {
-		s.Sparsity = 1 - float64(m.Interactions)/(float64(m.Users)*float64(m.Items))
 	}
 	items, err := store.ReadItems(ctx, ds.Path(store.ItemsFile))
 	if err != nil {
 		return nil, err
 	}
-	for _, it := range items {
-		if it.HasMeta {
-			s.Coverage["metadata"]++
-		}
-		if it.HasText() {
-			s.Coverage["text"]++
-		}
-		if len(it.ImageURLs) > 0 {
-			s.Coverage["image_url"]++
-		}
-	}
+	s.addTables(inter, items)
 	files, err := ds.FeatureFiles()
 	if err != nil {
 		return nil, err
@@ -134,6 +104,46 @@ func Summarize(ctx context.Context, dir string) (*Summary, error) {
 		ff.Close()
 	}
 	return s, nil
+}
+
+// addTables fills the degree statistics and coverage.
+func (s *Summary) addTables(inter *store.Interactions, items []store.Item) {
+	ud, id := make([]int, s.Users), make([]int, s.Items)
+	for k := range inter.Len() {
+		ud[inter.User[k]]++
+		id[inter.Item[k]]++
+	}
+	for _, d := range id {
+		if d == 0 {
+			s.ColdItems++
+		}
+	}
+	s.UserDegree, s.ItemDegree = degrees(ud), degrees(id)
+	if s.Users > 0 && s.Items > 0 {
+		s.Sparsity = 1 - float64(s.Interactions)/(float64(s.Users)*float64(s.Items))
+	}
+	for _, it := range items {
+		if it.HasMeta {
+			s.Coverage["metadata"]++
+		}
+		if it.HasText() {
+			s.Coverage["text"]++
+		}
+		if len(it.ImageURLs) > 0 {
+			s.Coverage["image_url"]++
+		}
+	}
+}
+
+// summaryOf starts a Summary from a manifest.
+func summaryOf(dir string, m *store.Manifest) *Summary {
+	s := &Summary{Dir: dir, Source: m.SourceFormat, Users: m.Users, Items: m.Items, Interactions: m.Interactions,
+		Splits: map[string]SplitCounts{}, Modalities: []Modality{}, TimeKind: m.TimeKind, IDMapSHA256: m.IDMapSHA256,
+		Coverage: map[string]int{}}
+	for n, si := range m.Splits {
+		s.Splits[n] = SplitCounts{Train: si.Train, Valid: si.Valid, Test: si.Test}
+	}
+	return s
 }
 
 // Print writes the human-readable summary.

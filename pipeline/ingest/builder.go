@@ -285,7 +285,9 @@ func (b *Builder) Finish() (*Tables, error) {
 }
 
 // dedupe returns the row numbers to keep: the first of each group of rows
-// with the same user, item, timestamp and rating.
+// with the same user, item, timestamp and rating. Rows are grouped by user
+// (a counting sort), and each user's rows are copied into a small local
+// buffer before sorting, so the sort touches cache-resident memory only.
 func dedupe(t *store.Interactions) []int32 {
 	n := t.Len()
 	rows := make([]int32, n)
@@ -293,32 +295,46 @@ func dedupe(t *store.Interactions) []int32 {
 		rows[i] = int32(i)
 	}
 	order := prep.GroupByUser(t, rows)
-	drop := make([]bool, n)
-	dups := 0
-	key := func(a, b int32) int {
-		if c := cmp.Compare(t.Item[a], t.Item[b]); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(t.Timestamp[a], t.Timestamp[b]); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(t.Rating[a], t.Rating[b]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
+	type key struct {
+		item int32
+		row  int32
+		ts   int64
+		r    float32
 	}
+	var buf []key
+	var drop []bool
+	dups := 0
 	for s := 0; s < n; {
 		e := s + 1
 		for e < n && t.User[order[e]] == t.User[order[s]] {
 			e++
 		}
-		run := order[s:e]
-		slices.SortFunc(run, key)
-		for k := 1; k < len(run); k++ {
-			a, b := run[k-1], run[k]
-			if t.Item[a] == t.Item[b] && t.Timestamp[a] == t.Timestamp[b] && sameRating(t.Rating[a], t.Rating[b]) {
-				drop[b] = true
-				dups++
+		if e-s > 1 {
+			buf = buf[:0]
+			for _, r := range order[s:e] {
+				buf = append(buf, key{t.Item[r], r, t.Timestamp[r], t.Rating[r]})
+			}
+			slices.SortFunc(buf, func(a, b key) int {
+				if c := cmp.Compare(a.item, b.item); c != 0 {
+					return c
+				}
+				if c := cmp.Compare(a.ts, b.ts); c != 0 {
+					return c
+				}
+				if c := cmp.Compare(a.r, b.r); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.row, b.row)
+			})
+			for k := 1; k < len(buf); k++ {
+				a, b := buf[k-1], buf[k]
+				if a.item == b.item && a.ts == b.ts && sameRating(a.r, b.r) {
+					if drop == nil {
+						drop = make([]bool, n)
+					}
+					drop[b.row] = true
+					dups++
+				}
 			}
 		}
 		s = e
@@ -326,7 +342,7 @@ func dedupe(t *store.Interactions) []int32 {
 	if dups == 0 {
 		return rows
 	}
-	keep := make([]int32, 0, n-dups)
+	keep := rows[:0]
 	for i := range n {
 		if !drop[i] {
 			keep = append(keep, int32(i))

@@ -196,6 +196,8 @@ func Random(t *store.Interactions, rows []int32, seed uint64) *store.Split {
 	order := ChronoOrder(t, rows)
 	s := newSplit("random", t, len(order))
 	rng := rand.New(rand.NewPCG(seed, 0x6d6d70697065))
+	var perm []int
+	var part []int8
 	userRuns(t, order, func(run []int32) {
 		n := len(run)
 		var k int
@@ -207,8 +209,16 @@ func Random(t *store.Interactions, rows []int32, seed uint64) *store.Split {
 		case n == 2:
 			k = 1
 		}
-		perm := rng.Perm(n)
-		part := make([]int8, n)
+		// A partial Fisher–Yates shuffle draws the k held-out positions.
+		perm = perm[:0]
+		for j := range n {
+			perm = append(perm, j)
+		}
+		for j := range k {
+			x := j + rng.IntN(n-j)
+			perm[j], perm[x] = perm[x], perm[j]
+		}
+		part = append(part[:0], make([]int8, n)...)
 		nTest := k / 2
 		if k == 1 {
 			nTest = 1
