@@ -160,6 +160,25 @@ func recboleHeader(file string, line []byte) (map[string]int, error) {
 	return cols, nil
 }
 
+// openAtomic opens a RecBole atomic file and parses its header.
+func openAtomic(ctx context.Context, f, role string, b *Builder, opts *Options) (*lineReader, map[string]int, error) {
+	lr, err := openLines(ctx, f, role, opts, b.Report)
+	if err != nil {
+		return nil, nil, err
+	}
+	head, err := lr.Next()
+	if err != nil {
+		lr.Close()
+		return nil, nil, badf(f, 1, "expected a name:type header: %v", err)
+	}
+	cols, err := recboleHeader(f, head)
+	if err != nil {
+		lr.Close()
+		return nil, nil, err
+	}
+	return lr, cols, nil
+}
+
 type seqRow struct {
 	hist   []int32
 	target int32
@@ -195,18 +214,8 @@ func readRecboleSeq(ctx context.Context, seq [3]string, b *Builder, opts *Option
 			continue
 		}
 		rows[p] = map[int32][]seqRow{}
-		lr, err := openLines(ctx, f, store.PartName(int8(p)), opts, b.Report)
+		lr, cols, err := openAtomic(ctx, f, store.PartName(int8(p)), b, opts)
 		if err != nil {
-			return err
-		}
-		head, err := lr.Next()
-		if err != nil {
-			lr.Close()
-			return badf(f, 1, "expected a name:type header: %v", err)
-		}
-		cols, err := recboleHeader(f, head)
-		if err != nil {
-			lr.Close()
 			return err
 		}
 		cu, ok1 := cols["user_id"]
@@ -326,19 +335,11 @@ func readRecboleSeq(ctx context.Context, seq [3]string, b *Builder, opts *Option
 
 // readRecboleGeneral reads a general atomic .inter with raw tokens.
 func readRecboleGeneral(ctx context.Context, f string, b *Builder, opts *Options) error {
-	lr, err := openLines(ctx, f, "interactions", opts, b.Report)
+	lr, cols, err := openAtomic(ctx, f, "interactions", b, opts)
 	if err != nil {
 		return err
 	}
 	defer lr.Close()
-	head, err := lr.Next()
-	if err != nil {
-		return badf(f, 1, "expected a name:type header: %v", err)
-	}
-	cols, err := recboleHeader(f, head)
-	if err != nil {
-		return err
-	}
 	cu, ok1 := cols["user_id"]
 	ci, ok2 := cols["item_id"]
 	if !ok1 || !ok2 {
@@ -494,19 +495,11 @@ func readRecboleItem(ctx context.Context, f string, b *Builder, opts *Options, r
 
 func readAtomicItems(ctx context.Context, f, role string, b *Builder, opts *Options, resolve func(string) (string, bool),
 	fill func(*store.Item, map[string]int, [][]byte) error) error {
-	lr, err := openLines(ctx, f, role, opts, b.Report)
+	lr, cols, err := openAtomic(ctx, f, role, b, opts)
 	if err != nil {
 		return err
 	}
 	defer lr.Close()
-	head, err := lr.Next()
-	if err != nil {
-		return badf(f, 1, "expected a name:type header: %v", err)
-	}
-	cols, err := recboleHeader(f, head)
-	if err != nil {
-		return err
-	}
 	ci, ok := cols["item_id"]
 	if !ok {
 		return badf(f, 1, "header must have item_id:token")
