@@ -8,6 +8,7 @@ package extract
 
 import (
 	"context"
+	"iter"
 
 	"github.com/mmpipe/mmpipe/store"
 )
@@ -60,6 +61,15 @@ type Encoder interface {
 	// Run encodes a batch of prepared values into out, which it resizes.
 	Run(ctx context.Context, prepared []any, out *Output) error
 	Close() error
+}
+
+// Fitter is implemented by encoders whose parameters depend on the corpus
+// they encode (the text-hash encoder's IDF weights). The encode stage calls
+// Fit once, before the first Prepare, with the input of every dataset item
+// that has one (all shards see the whole corpus, so they fit the same
+// parameters); Info's Meta.ModelSHA256 covers the fitted parameters.
+type Fitter interface {
+	Fit(ctx context.Context, inputs iter.Seq[Input]) error
 }
 
 // Options build an encoder.
