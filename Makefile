@@ -40,7 +40,7 @@ tools: ## install the interop checkers: npm apache-arrow and @duckdb/node-api in
 		npm install --no-audit --no-fund --loglevel=error apache-arrow@21.2.0 @duckdb/node-api@1.5.6-r.1 >/dev/null
 	@echo "interop tools in $(TOOLS)/node_modules"
 
-ort: ## install ONNX Runtime $(ORT_VERSION) (CPU) from npm onnxruntime-node into .ort/ (no install scripts run)
+ort: ## install ONNX Runtime (CPU, ORT_VERSION) from npm onnxruntime-node into .ort/; idempotent
 	@if [ -f $(ORT_LIB) ] && [ "$$(cat .ort/VERSION 2>/dev/null)" = "$(ORT_VERSION)" ]; then \
 		echo "ONNX Runtime $(ORT_VERSION) already in $(ORT_LIB)"; else \
 	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -51,11 +51,16 @@ ort: ## install ONNX Runtime $(ORT_VERSION) (CPU) from npm onnxruntime-node into
 	echo "ONNX Runtime $(ORT_VERSION) installed in $(ORT_LIB)"; fi
 
 bench: build ## Go benchmarks plus the 10M-row ingest benchmark (figures go to BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./store/... ./pipeline/... | tee bench/out-go.txt
+	mkdir -p bench/out
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./store/... ./pipeline/... ./extract/... | tee bench/out/go.txt
 	$(MAKE) bench-ingest
+	$(MAKE) bench-encode
 
 bench-ingest: build ## ingest a generated 10M-row Amazon 2018 ratings CSV, report rows/s and peak RSS
 	bash bench/ingest.sh
+
+bench-encode: build ## image preprocessing (Go vs Pillow+numpy) and built-in encoder throughput
+	bash bench/encode/run.sh
 
 clean: ## remove build outputs
 	rm -rf bin demo-out bench/out

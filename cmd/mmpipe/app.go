@@ -56,8 +56,8 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.resultFile, "result-file", "", "write a JSON summary of what the stage did to this path")
 	pf.StringVar(&a.cpuProfile, "cpuprofile", "", "write a Go CPU profile to this path")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.ingestCommand(), a.splitCommand(), a.exportCommand(), a.inspectCommand(),
-		a.demoCommand(), a.versionCommand())
+	root.AddCommand(a.ingestCommand(), a.splitCommand(), a.crawlCommand(), a.encodeCommand(), a.exportCommand(), a.inspectCommand(),
+		a.demoCommand(), a.versionCommand(), a.trainCommand(), a.evalCommand(), a.recommendCommand())
 	return root
 }
 
@@ -124,9 +124,11 @@ func (a *app) ingestCommand() *cobra.Command {
 			} else {
 				fmt.Fprintf(a.stdout, "skipped: %s is complete for the same inputs and parameters (--force redoes it)\n", o.Out)
 			}
-			s, err := dataset.Summarize(cmd.Context(), o.Out)
-			if err != nil {
-				return err
+			s := res.Summary
+			if s == nil {
+				if s, err = dataset.Summarize(cmd.Context(), o.Out); err != nil {
+					return err
+				}
 			}
 			s.Print(a.stdout)
 			return a.writeResult("ingest", res.Skipped, map[string]any{"dataset": o.Out, "summary": s})

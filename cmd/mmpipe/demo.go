@@ -21,8 +21,9 @@ func (a *app) demoCommand() *cobra.Command {
 		Use:   "demo [--out DIR]",
 		Short: "Run the pipeline on a built-in generated sample (no downloads)",
 		Long: "Generates a small raw dataset in the Amazon 2018 format (reviews, metadata with texts, procedurally drawn\n" +
-			"images whose content depends on hidden item categories), ingests it with random and leave-one-out splits\n" +
-			"and prints the dataset summary.",
+			"images whose content depends on hidden item categories), ingests it with random and leave-one-out splits,\n" +
+			"serves the images from a local HTTP server on 127.0.0.1 and crawls them into the dataset's images.lmdb,\n" +
+			"and prints the dataset summary and the crawl statistics.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
@@ -30,7 +31,14 @@ func (a *app) demoCommand() *cobra.Command {
 			if err := os.MkdirAll(raw, 0o755); err != nil {
 				return err
 			}
-			info, err := synth.Amazon2018Demo(ctx, raw, synth.DemoConfig{Seed: seed, Users: users, Items: items})
+			// crawl step (1/2): the generated images are served on 127.0.0.1 and the
+			// metadata points at that server; see demoCrawl in crawl.go.
+			imgSrv, err := startDemoImageServer(filepath.Join(raw, "images"))
+			if err != nil {
+				return err
+			}
+			defer imgSrv.Close()
+			info, err := synth.Amazon2018Demo(ctx, raw, synth.DemoConfig{Seed: seed, Users: users, Items: items, ImageBaseURL: imgSrv.BaseURL})
 			if err != nil {
 				return err
 			}
@@ -50,6 +58,17 @@ func (a *app) demoCommand() *cobra.Command {
 				return err
 			}
 			s.Print(a.stdout)
+			// crawl step (2/2): fetch the images into <dataset>/images.lmdb.
+			if _, err := a.demoCrawl(ctx, ds); err != nil {
+				return err
+			}
+			// encode step: text-hash over the item texts, image-stats over the images (from images.lmdb when a
+			// crawl step filled it, else from raw/images); prints the modalities and how each feature groups the
+			// items by hidden category. The code is demoEncode in encode.go.
+			if err := a.demoEncode(ctx, ds, info); err != nil {
+				return err
+			}
+			// end of encode step
 			fmt.Fprintf(a.stdout, "demo finished in %.1fs; try: mmpipe inspect --json %s\n", time.Since(start).Seconds(), ds)
 			return a.writeResult("demo", res.Skipped, map[string]any{"dataset": ds, "summary": s})
 		},

@@ -295,6 +295,37 @@ func dedupe(t *store.Interactions) []int32 {
 		rows[i] = int32(i)
 	}
 	order := prep.GroupByUser(t, rows)
+	drop := make([]bool, n)
+	// Two halves split at a user boundary run on two goroutines; each row
+	// belongs to one user, so the halves write disjoint parts of drop.
+	mid := n / 2
+	for mid > 0 && mid < n && t.User[order[mid]] == t.User[order[mid-1]] {
+		mid++
+	}
+	var dupsA, dupsB int
+	done := make(chan struct{})
+	go func() {
+		dupsB = dedupeRuns(t, order[mid:], drop)
+		close(done)
+	}()
+	dupsA = dedupeRuns(t, order[:mid], drop)
+	<-done
+	dups := dupsA + dupsB
+	if dups == 0 {
+		return rows
+	}
+	keep := rows[:0]
+	for i := range n {
+		if !drop[i] {
+			keep = append(keep, int32(i))
+		}
+	}
+	return keep
+}
+
+// dedupeRuns marks in drop the repeated rows of the user runs in order (rows
+// grouped by user) and returns how many it marked.
+func dedupeRuns(t *store.Interactions, order []int32, drop []bool) int {
 	type key struct {
 		item int32
 		row  int32
@@ -302,8 +333,8 @@ func dedupe(t *store.Interactions) []int32 {
 		r    float32
 	}
 	var buf []key
-	var drop []bool
 	dups := 0
+	n := len(order)
 	for s := 0; s < n; {
 		e := s + 1
 		for e < n && t.User[order[e]] == t.User[order[s]] {
@@ -329,9 +360,6 @@ func dedupe(t *store.Interactions) []int32 {
 			for k := 1; k < len(buf); k++ {
 				a, b := buf[k-1], buf[k]
 				if a.item == b.item && a.ts == b.ts && sameRating(a.r, b.r) {
-					if drop == nil {
-						drop = make([]bool, n)
-					}
 					drop[b.row] = true
 					dups++
 				}
@@ -339,16 +367,7 @@ func dedupe(t *store.Interactions) []int32 {
 		}
 		s = e
 	}
-	if dups == 0 {
-		return rows
-	}
-	keep := rows[:0]
-	for i := range n {
-		if !drop[i] {
-			keep = append(keep, int32(i))
-		}
-	}
-	return keep
+	return dups
 }
 
 func sameRating(a, b float32) bool {

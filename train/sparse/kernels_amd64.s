@@ -1,0 +1,248 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func spmmRow64(out, in *float32, cols *int32, vals *float32, nnz, stride int)
+TEXT ·spmmRow64(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ cols+16(FP), R8
+	MOVQ vals+24(FP), R9
+	MOVQ nnz+32(FP), CX
+	MOVQ stride+40(FP), R10
+	SHLQ $2, R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ CX, CX
+	JEQ spmmRow64_store
+spmmRow64_loop:
+	MOVLQSX (R8), AX
+	IMULQ R10, AX
+	LEAQ (SI)(AX*1), BX
+	VBROADCASTSS (R9), Y8
+	VFMADD231PS (BX), Y8, Y0
+	VFMADD231PS 32(BX), Y8, Y1
+	VFMADD231PS 64(BX), Y8, Y2
+	VFMADD231PS 96(BX), Y8, Y3
+	VFMADD231PS 128(BX), Y8, Y4
+	VFMADD231PS 160(BX), Y8, Y5
+	VFMADD231PS 192(BX), Y8, Y6
+	VFMADD231PS 224(BX), Y8, Y7
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JNZ spmmRow64_loop
+spmmRow64_store:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	VZEROUPPER
+	RET
+
+// func spmmRow32(out, in *float32, cols *int32, vals *float32, nnz, stride int)
+TEXT ·spmmRow32(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ cols+16(FP), R8
+	MOVQ vals+24(FP), R9
+	MOVQ nnz+32(FP), CX
+	MOVQ stride+40(FP), R10
+	SHLQ $2, R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ CX, CX
+	JEQ spmmRow32_store
+spmmRow32_loop:
+	MOVLQSX (R8), AX
+	IMULQ R10, AX
+	LEAQ (SI)(AX*1), BX
+	VBROADCASTSS (R9), Y8
+	VFMADD231PS (BX), Y8, Y0
+	VFMADD231PS 32(BX), Y8, Y1
+	VFMADD231PS 64(BX), Y8, Y2
+	VFMADD231PS 96(BX), Y8, Y3
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JNZ spmmRow32_loop
+spmmRow32_store:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VZEROUPPER
+	RET
+
+// func spmmRow8(out, in *float32, cols *int32, vals *float32, nnz, stride int)
+TEXT ·spmmRow8(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ cols+16(FP), R8
+	MOVQ vals+24(FP), R9
+	MOVQ nnz+32(FP), CX
+	MOVQ stride+40(FP), R10
+	SHLQ $2, R10
+	VXORPS Y0, Y0, Y0
+	TESTQ CX, CX
+	JEQ spmmRow8_store
+spmmRow8_loop:
+	MOVLQSX (R8), AX
+	IMULQ R10, AX
+	LEAQ (SI)(AX*1), BX
+	VBROADCASTSS (R9), Y8
+	VFMADD231PS (BX), Y8, Y0
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JNZ spmmRow8_loop
+spmmRow8_store:
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func gemm4x16(out *float32, ldo int, a *float32, lda int, bt *float32, ldb int, k int)
+TEXT ·gemm4x16(SB), NOSPLIT, $0-56
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R11
+	SHLQ $2, R11
+	MOVQ a+16(FP), SI
+	MOVQ lda+24(FP), R12
+	SHLQ $2, R12
+	MOVQ bt+32(FP), BX
+	MOVQ ldb+40(FP), R13
+	SHLQ $2, R13
+	MOVQ k+48(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	LEAQ (SI)(R12*1), R8
+	LEAQ (R8)(R12*1), R9
+	LEAQ (R9)(R12*1), R10
+	TESTQ CX, CX
+	JEQ gemm_store
+gemm_loop:
+	VMOVUPS (BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS (SI), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS (R8), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS (R9), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS (R10), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $4, SI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	ADDQ $4, R10
+	ADDQ R13, BX
+	DECQ CX
+	JNZ gemm_loop
+gemm_store:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R11, DI
+	VMOVUPS Y2, (DI)
+	VMOVUPS Y3, 32(DI)
+	ADDQ R11, DI
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ R11, DI
+	VMOVUPS Y6, (DI)
+	VMOVUPS Y7, 32(DI)
+	VZEROUPPER
+	RET
+
+// func addScale(acc, o *float32, n int, scale float32)
+// acc[i] = (acc[i] + o[i]) * scale for i < n (n a multiple of 8).
+TEXT ·addScale(SB), NOSPLIT, $0-28
+	MOVQ acc+0(FP), DI
+	MOVQ o+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS scale+24(FP), Y15
+	SHRQ $3, CX
+	TESTQ CX, CX
+	JEQ addScale_done
+addScale_loop:
+	VMOVUPS (DI), Y0
+	VADDPS (SI), Y0, Y0
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNZ addScale_loop
+addScale_done:
+	VZEROUPPER
+	RET
+
+// func adamStep(p, gr, m, v *float32, n int, c *[7]float32)
+// For i < n (a multiple of 8), with c = {b1, a1, b2, a2, stepSize, inv2, eps}:
+//   m = m*b1 + a1*g; v = v*b2 + (a2*g)*g; p -= stepSize*m / (sqrt(v)*inv2 + eps)
+TEXT ·adamStep(SB), NOSPLIT, $0-48
+	MOVQ p+0(FP), DI
+	MOVQ gr+8(FP), SI
+	MOVQ m+16(FP), R8
+	MOVQ v+24(FP), R9
+	MOVQ n+32(FP), CX
+	MOVQ c+40(FP), AX
+	VBROADCASTSS 0(AX), Y8
+	VBROADCASTSS 4(AX), Y9
+	VBROADCASTSS 8(AX), Y10
+	VBROADCASTSS 12(AX), Y11
+	VBROADCASTSS 16(AX), Y12
+	VBROADCASTSS 20(AX), Y13
+	VBROADCASTSS 24(AX), Y14
+	SHRQ $3, CX
+	TESTQ CX, CX
+	JEQ adam_done
+adam_loop:
+	VMOVUPS (SI), Y0
+	VMULPS (R8), Y8, Y1
+	VMULPS Y0, Y9, Y2
+	VADDPS Y2, Y1, Y1
+	VMOVUPS Y1, (R8)
+	VMULPS (R9), Y10, Y3
+	VMULPS Y0, Y11, Y4
+	VMULPS Y0, Y4, Y4
+	VADDPS Y4, Y3, Y3
+	VMOVUPS Y3, (R9)
+	VSQRTPS Y3, Y3
+	VMULPS Y13, Y3, Y3
+	VADDPS Y14, Y3, Y3
+	VMULPS Y1, Y12, Y1
+	VDIVPS Y3, Y1, Y1
+	VMOVUPS (DI), Y5
+	VSUBPS Y1, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	DECQ CX
+	JNZ adam_loop
+adam_done:
+	VZEROUPPER
+	RET
