@@ -71,7 +71,7 @@ func (a *app) demoCommand() *cobra.Command {
 				return err
 			}
 			// end of encode step
-			// train step: popularity, MF-BPR and LightGCN on the random split, a few epochs each.
+			// train step: popularity, MF-BPR, LightGCN and ItemKNN-CBF on the random split.
 			if err := a.demoTrain(ctx, ds, filepath.Join(out, "runs"), epochs); err != nil {
 				return err
 			}
@@ -89,18 +89,23 @@ func (a *app) demoCommand() *cobra.Command {
 
 func nan() float64 { return math.NaN() }
 
-// demoTrain trains the baselines on the demo dataset's random split and
-// prints each run's headline metrics.
+// demoTrain trains the baselines (popularity, MF-BPR, LightGCN and the
+// feature-based ItemKNN-CBF on the image-stats vectors) on the demo
+// dataset's random split and prints each run's headline metrics.
 func (a *app) demoTrain(ctx context.Context, ds, runs string, epochs int) error {
-	for _, m := range []string{"pop", "mf", "lightgcn"} {
+	for _, m := range []string{"pop", "mf", "lightgcn", "itemknn-cbf"} {
 		f, err := lookupModel(m)
 		if err != nil {
 			return err
 		}
 		o := train.Options{Dataset: ds, Split: "random", Out: filepath.Join(runs, m), Log: a.log, Version: version,
 			Sets: []string{fmt.Sprintf("epochs=%d", epochs), "eval_every=5"}}
-		if m == "pop" {
+		switch m {
+		case "pop":
 			o.Sets = nil
+		case "itemknn-cbf": // the feature-based baseline, on the image-stats vectors
+			o.Sets = []string{"model.features=image"}
+			o.Out = filepath.Join(runs, "itemknn-cbf-image")
 		}
 		rep, err := train.Run(ctx, f, o)
 		if err != nil {

@@ -4,6 +4,7 @@ package models
 
 import (
 	"github.com/mmpipe/mmpipe/train"
+	"github.com/mmpipe/mmpipe/train/models/itemknn"
 	"github.com/mmpipe/mmpipe/train/models/lightgcn"
 	"github.com/mmpipe/mmpipe/train/models/mf"
 	"github.com/mmpipe/mmpipe/train/models/pop"
@@ -11,7 +12,7 @@ import (
 
 // All returns the factories of every model, in --model order.
 func All() []*train.Factory {
-	return []*train.Factory{pop.Factory(), mf.Factory(), lightgcn.Factory()}
+	return []*train.Factory{pop.Factory(), mf.Factory(), lightgcn.Factory(), itemknn.Factory()}
 }
 
 // Lookup returns the factory of the named model.
