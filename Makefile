@@ -6,12 +6,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILD_TIME)
-DATA ?= ../shared/data
 TOOLS := .tools/node
 ORT_VERSION := 1.30.0
 ORT_LIB := .ort/libonnxruntime.so.1
 
-.PHONY: help build demo test test-short tools ort bench bench-ingest vet fmt clean
+.PHONY: help build demo test test-short tools ort bench bench-ingest bench-encode bench-crawl bench-train vet fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -19,7 +18,7 @@ help: ## list the targets
 build: ## build bin/mmpipe (cgo: LMDB's C source is compiled in)
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mmpipe
 
-demo: build ## generate the built-in sample, ingest it and print its summary (no downloads)
+demo: build ## the whole pipeline on a generated sample: ingest, crawl, encode, train (no downloads)
 	rm -rf demo-out
 	./$(BIN) demo --out demo-out
 
@@ -28,7 +27,7 @@ vet: ## go vet and gofmt check
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-test: vet ## run every test (real data in $(DATA) is used when present)
+test: vet ## run every test (real data in ../shared/data is used when present; see README, Tests)
 	$(GO) test -count=1 ./...
 
 test-short: ## quick tests only
@@ -50,7 +49,7 @@ ort: ## install ONNX Runtime (CPU, ORT_VERSION) from npm onnxruntime-node into .
 	mv $(ORT_LIB).tmp $(ORT_LIB) && echo $(ORT_VERSION) > .ort/VERSION && \
 	echo "ONNX Runtime $(ORT_VERSION) installed in $(ORT_LIB)"; fi
 
-bench: build ## Go benchmarks plus the 10M-row ingest benchmark (figures go to BENCHMARKS.md)
+bench: build ## Go benchmarks, bench-ingest and bench-encode (bench-crawl, bench-train run apart; figures in BENCHMARKS.md)
 	mkdir -p bench/out
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./store/... ./pipeline/... ./extract/... | tee bench/out/go.txt
 	$(MAKE) bench-ingest
@@ -58,6 +57,12 @@ bench: build ## Go benchmarks plus the 10M-row ingest benchmark (figures go to B
 
 bench-ingest: build ## ingest a generated 10M-row Amazon 2018 ratings CSV, report rows/s and peak RSS
 	bash bench/ingest.sh
+
+bench-crawl: build ## crawl 2,000 real-size JPEGs from a local server: structural, decode, resize
+	go run ./bench/crawl -n 2000
+
+bench-train: build ## pop / MF-BPR / LightGCN on TikTok and Baby, LightGCN epoch against PyTorch CPU
+	bash bench/train/run.sh
 
 bench-encode: build ## image preprocessing (Go vs Pillow+numpy) and built-in encoder throughput
 	bash bench/encode/run.sh
