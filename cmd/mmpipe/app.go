@@ -57,7 +57,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.cpuProfile, "cpuprofile", "", "write a Go CPU profile to this path")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.ingestCommand(), a.splitCommand(), a.crawlCommand(), a.encodeCommand(), a.exportCommand(), a.inspectCommand(),
-		a.demoCommand(), a.versionCommand(), a.trainCommand(), a.evalCommand(), a.recommendCommand())
+		a.demoCommand(), a.versionCommand(), a.trainCommand(), a.evalCommand(), a.recommendCommand(), a.verifyCommand(), a.mergeCommand())
 	return root
 }
 

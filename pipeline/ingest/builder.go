@@ -57,8 +57,8 @@ func (m *IDMap) Index(raw []byte) (int32, error) {
 	}
 	if m.dense {
 		n, err := strconv.ParseInt(string(raw), 10, 32)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("id %q is not a non-negative integer index", raw)
+		if err != nil || n < 0 || n > MaxDenseIndex {
+			return 0, fmt.Errorf("id %q is not an integer index in 0..%d", raw, MaxDenseIndex)
 		}
 		return m.Set(int32(n), string(raw))
 	}

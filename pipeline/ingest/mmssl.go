@@ -117,8 +117,8 @@ func readUserLists(path string, part int8, b *Builder) error {
 		b.Users.Grow(int(r.u) + 1)
 		ts := b.nextOrdinal(r.u)
 		for _, it := range r.items {
-			if it < 0 || it > math.MaxInt32 {
-				return badf(path, 0, "user %d: item id %d out of range", r.u, it)
+			if it < 0 || it > MaxDenseIndex {
+				return badf(path, 0, "user %d: item id %d out of range (dense ids go up to %d)", r.u, it, MaxDenseIndex)
 			}
 			b.Items.Grow(int(it) + 1)
 			b.AddGiven(r.u, int32(it), nan, ts, part)
@@ -145,7 +145,7 @@ func readIDMap(path string, b *Builder) error {
 	}
 	b.Report.Files = append(b.Report.Files, FileStat{Path: path, Role: "idmap", Lines: int64(len(m))})
 	for raw, idx := range m {
-		if idx < 0 || idx > math.MaxInt32 {
+		if idx < 0 || idx > MaxDenseIndex {
 			return badf(path, 0, "index %d of %q out of range", idx, raw)
 		}
 		if _, err := idm.Set(int32(idx), raw); err != nil {
@@ -321,6 +321,11 @@ func splitTab(dst [][]byte, line []byte) [][]byte {
 	return append(dst, line[start:])
 }
 
+// MaxDenseIndex bounds the ids of sources whose ids are dense indices:
+// tables grow to the largest id seen, so one stray huge id must be an error,
+// not a multi-gigabyte allocation.
+const MaxDenseIndex = 1<<26 - 1
+
 func parseIdx(b []byte) (int32, error) {
 	if len(b) == 0 || len(b) > 10 {
 		return 0, fmt.Errorf("bad index %q", b)
@@ -332,8 +337,8 @@ func parseIdx(b []byte) (int32, error) {
 		}
 		n = n*10 + int64(c-'0')
 	}
-	if n > math.MaxInt32 {
-		return 0, fmt.Errorf("index %q out of range", b)
+	if n > MaxDenseIndex {
+		return 0, fmt.Errorf("index %q out of range (dense ids go up to %d; is this column really a dense index?)", b, MaxDenseIndex)
 	}
 	return int32(n), nil
 }
