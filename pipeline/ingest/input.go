@@ -162,6 +162,36 @@ func (lr *lineReader) Next() ([]byte, error) {
 	return line, nil
 }
 
+// eachTabRow calls fn with the tab-separated fields of every non-empty
+// remaining line, applying the bad-line policy to lines with another number
+// of fields than ncols. fn's arguments are valid during the call only; an
+// error from fn stops the loop (fn returns lr.Bad(...) for a bad value).
+func (lr *lineReader) eachTabRow(ncols int, fn func(line []byte, fields [][]byte) error) error {
+	var fields [][]byte
+	for {
+		line, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			continue
+		}
+		fields = splitTab(fields[:0], line)
+		if len(fields) != ncols {
+			if err := lr.Bad("expected %d tab-separated fields, got %d", ncols, len(fields)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := fn(line, fields); err != nil {
+			return err
+		}
+	}
+}
+
 // Line is the 1-based number of the last line returned.
 func (lr *lineReader) Line() int64 { return lr.line }
 

@@ -3,9 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -244,42 +242,18 @@ func (mmrecFormat) Read(ctx context.Context, files []string, b *Builder, opts *O
 		return badf(inters[0], 1, "header %q must name userID, itemID and x_label columns", head)
 	}
 	nan := float32(math.NaN())
-	var fields [][]byte
-	for {
-		line, err := lr.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return err
-		}
-		if len(line) == 0 {
-			continue
-		}
-		fields = splitTab(fields[:0], line)
-		if len(fields) != len(cols) {
-			if err := lr.Bad("expected %d tab-separated fields, got %d", len(cols), len(fields)); err != nil {
-				return err
-			}
-			continue
-		}
+	if err := lr.eachTabRow(len(cols), func(line []byte, fields [][]byte) error {
 		u, e1 := parseIdx(fields[cu])
 		i, e2 := parseIdx(fields[ci])
 		x, e3 := parseIdx(fields[cx])
 		if e1 != nil || e2 != nil || e3 != nil || x > 2 {
-			if err := lr.Bad("expected integer userID, itemID and x_label in 0..2, got %q", line); err != nil {
-				return err
-			}
-			continue
+			return lr.Bad("expected integer userID, itemID and x_label in 0..2, got %q", line)
 		}
 		r := nan
 		if cr >= 0 {
 			v, err := strconv.ParseFloat(string(fields[cr]), 32)
 			if err != nil {
-				if err := lr.Bad("rating %q is not a number", fields[cr]); err != nil {
-					return err
-				}
-				continue
+				return lr.Bad("rating %q is not a number", fields[cr])
 			}
 			r = float32(v)
 		}
@@ -287,10 +261,7 @@ func (mmrecFormat) Read(ctx context.Context, files []string, b *Builder, opts *O
 		if ct >= 0 {
 			v, err := strconv.ParseFloat(string(fields[ct]), 64)
 			if err != nil {
-				if err := lr.Bad("timestamp %q is not a number", fields[ct]); err != nil {
-					return err
-				}
-				continue
+				return lr.Bad("timestamp %q is not a number", fields[ct])
 			}
 			ts = int64(v)
 		} else {
@@ -300,6 +271,9 @@ func (mmrecFormat) Read(ctx context.Context, files []string, b *Builder, opts *O
 		b.Users.Grow(int(u) + 1)
 		b.Items.Grow(int(i) + 1)
 		b.AddGiven(u, i, r, ts, int8(x))
+		return nil
+	}); err != nil {
+		return err
 	}
 	for _, f := range npys {
 		modality := strings.TrimSuffix(filepath.Base(f), "_feat.npy")

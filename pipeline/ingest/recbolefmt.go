@@ -225,39 +225,19 @@ func readRecboleSeq(ctx context.Context, seq [3]string, b *Builder, opts *Option
 			lr.Close()
 			return badf(f, 1, "header must have user_id:token, item_id_list:token_seq and item_id:token")
 		}
-		var fields [][]byte
-		for {
-			line, err := lr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				lr.Close()
-				return err
-			}
-			if len(line) == 0 {
-				continue
-			}
-			fields = splitTab(fields[:0], line)
-			if len(fields) != len(cols) {
-				if err := lr.Bad("expected %d tab-separated fields, got %d", len(cols), len(fields)); err != nil {
-					lr.Close()
-					return err
-				}
-				continue
-			}
+		err = lr.eachTabRow(len(cols), func(line []byte, fields [][]byte) error {
 			u, r, err := parseSeqRow(fields, cu, ch, ct)
 			if err != nil {
-				if err := lr.Bad("expected integer user, item indices: %v", err); err != nil {
-					lr.Close()
-					return err
-				}
-				continue
+				return lr.Bad("expected integer user, item indices: %v", err)
 			}
 			r.line = lr.Line()
 			rows[p][u] = append(rows[p][u], r)
-		}
+			return nil
+		})
 		lr.Close()
+		if err != nil {
+			return err
+		}
 	}
 	users := map[int32]bool{}
 	for _, m := range rows {
@@ -348,33 +328,12 @@ func readRecboleGeneral(ctx context.Context, f string, b *Builder, opts *Options
 	cr, hasR := cols["rating"]
 	ct, hasT := cols["timestamp"]
 	nan := float32(math.NaN())
-	var fields [][]byte
-	for {
-		line, err := lr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(line) == 0 {
-			continue
-		}
-		fields = splitTab(fields[:0], line)
-		if len(fields) != len(cols) {
-			if err := lr.Bad("expected %d tab-separated fields, got %d", len(cols), len(fields)); err != nil {
-				return err
-			}
-			continue
-		}
+	return lr.eachTabRow(len(cols), func(line []byte, fields [][]byte) error {
 		r := nan
 		if hasR {
 			v, err := strconv.ParseFloat(string(fields[cr]), 32)
 			if err != nil {
-				if err := lr.Bad("rating %q is not a number", fields[cr]); err != nil {
-					return err
-				}
-				continue
+				return lr.Bad("rating %q is not a number", fields[cr])
 			}
 			r = float32(v)
 		}
@@ -382,21 +341,17 @@ func readRecboleGeneral(ctx context.Context, f string, b *Builder, opts *Options
 		if hasT {
 			v, err := strconv.ParseFloat(string(fields[ct]), 64)
 			if err != nil {
-				if err := lr.Bad("timestamp %q is not a number", fields[ct]); err != nil {
-					return err
-				}
-				continue
+				return lr.Bad("timestamp %q is not a number", fields[ct])
 			}
 			ts = int64(v)
 		} else {
 			ts = lr.Line()
 		}
 		if err := b.Add(fields[cu], fields[ci], r, ts); err != nil {
-			if err := lr.Bad("%v", err); err != nil {
-				return err
-			}
+			return lr.Bad("%v", err)
 		}
-	}
+		return nil
+	})
 }
 
 // readIndexMap reads `raw<TAB>index` lines and names the indices.
@@ -504,36 +459,17 @@ func readAtomicItems(ctx context.Context, f, role string, b *Builder, opts *Opti
 	if !ok {
 		return badf(f, 1, "header must have item_id:token")
 	}
-	var fields [][]byte
-	for {
-		line, err := lr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(line) == 0 {
-			continue
-		}
-		fields = splitTab(fields[:0], line)
-		if len(fields) != len(cols) {
-			if err := lr.Bad("expected %d tab-separated fields, got %d", len(cols), len(fields)); err != nil {
-				return err
-			}
-			continue
-		}
+	return lr.eachTabRow(len(cols), func(line []byte, fields [][]byte) error {
 		raw, ok := resolve(string(fields[ci]))
 		if !ok {
 			b.Report.MetaUnmatched++
-			continue
+			return nil
 		}
 		if err := fill(b.ItemMeta(raw), cols, fields); err != nil {
-			if err := lr.Bad("%v", err); err != nil {
-				return err
-			}
+			return lr.Bad("%v", err)
 		}
-	}
+		return nil
+	})
 }
 
 // readItemJSON reads {"index": {"title", "description", "brand",
