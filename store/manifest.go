@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +24,12 @@ const (
 	SplitsDir        = "splits"
 	FeaturesDir      = "features"
 	ImagesDir        = "images.lmdb"
+	// PartsDir holds shard parts (crawl: parts/crawl-i-of-n; encode:
+	// features/parts) until `mmpipe merge` joins them.
+	PartsDir = "parts"
+	// CrawlStatsFile and CrawlFailedFile are the crawl's reports.
+	CrawlStatsFile  = "crawl_stats.json"
+	CrawlFailedFile = "failed.parquet"
 	// DatasetFormat identifies the manifest layout.
 	DatasetFormat = "mmpipe-dataset/1"
 )
@@ -187,4 +194,22 @@ func (d *Dataset) FeatureFiles() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// Unrecorded reports whether rel (a slash-separated path inside a dataset
+// directory) lies outside the manifest's outputs: the manifest itself, the
+// image store (its ledger is its own record), shard parts (inputs of merge),
+// the crawl's reports (rewritten by every crawl) and hidden temporary files.
+// RecordOutputs and verify use the same rule.
+func Unrecorded(rel string) bool {
+	base := path.Base(rel)
+	switch {
+	case rel == ManifestFile, rel == CrawlStatsFile, rel == CrawlFailedFile:
+		return true
+	case rel == ImagesDir, strings.HasSuffix(rel, ".lmdb"), base == PartsDir:
+		return true
+	case strings.HasPrefix(base, "."):
+		return true
+	}
+	return false
 }

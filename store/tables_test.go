@@ -184,3 +184,26 @@ func indexOf(s, sub string) int {
 	}
 	return -1
 }
+
+func TestUnrecorded(t *testing.T) {
+	cases := map[string]bool{
+		"manifest.json":                            true,
+		"images.lmdb":                              true,
+		"images.lmdb/data.mdb":                     false, // never reached: the directory is skipped
+		"parts":                                    true,
+		"features/parts":                           true,
+		"crawl_stats.json":                         true,
+		"failed.parquet":                           true,
+		"features/.image.x.arrow.tmp-1":            true,
+		"items.parquet":                            false,
+		"splits/loo.parquet":                       false,
+		"features/image.image-stats.arrow":         false,
+		"out/pmmrec_items_images.lmdb":             true,
+		"features/image.clip-vit-b32.tokens.arrow": false,
+	}
+	for rel, want := range cases {
+		if got := Unrecorded(rel); got != want {
+			t.Errorf("Unrecorded(%q) = %v, want %v", rel, got, want)
+		}
+	}
+}

@@ -40,9 +40,9 @@ const (
 	DefaultBatchBytes      = 16 << 20
 	DefaultBatchInterval   = time.Second
 	DefaultProgressEvery   = 10 * time.Second
-	StatsFileName          = "crawl_stats.json"
-	FailedFileName         = "failed.parquet"
-	PartsDir               = "parts"
+	StatsFileName          = store.CrawlStatsFile
+	FailedFileName         = store.CrawlFailedFile
+	PartsDir               = store.PartsDir
 	defaultUserAgentFormat = "mmpipe/%s (+https://github.com/mmpipe/mmpipe; image crawler for recommendation research; robots.txt token %q)"
 )
 

@@ -419,8 +419,9 @@ func Write(ctx context.Context, dir string, t *ingest.Tables, m *store.Manifest,
 	return RecordOutputs(dir, m)
 }
 
-// RecordOutputs hashes every file of the dataset (except the manifest and
-// the image store) into m.Outputs.
+// RecordOutputs hashes every file of the dataset into m.Outputs, except
+// what store.Unrecorded names (the manifest, the image store, shard parts,
+// crawl reports, temporary files).
 func RecordOutputs(dir string, m *store.Manifest) error {
 	m.Outputs = map[string]store.InputFile{}
 	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -428,13 +429,16 @@ func RecordOutputs(dir string, m *store.Manifest) error {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if d.IsDir() {
-			if rel == store.ImagesDir {
+		if rel == "." {
+			return nil
+		}
+		if store.Unrecorded(filepath.ToSlash(rel)) {
+			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if rel == store.ManifestFile || strings.HasPrefix(d.Name(), ".") {
+		if d.IsDir() {
 			return nil
 		}
 		sum, n, err := store.FileSHA256(p)

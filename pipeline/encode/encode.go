@@ -456,6 +456,11 @@ func invalidate(pooled, tokens *store.FeatureMatrix, r int) {
 // recordFeatures adds the files to the manifest's feature list (unless
 // part) and re-hashes the dataset's outputs.
 func recordFeatures(dir, rel, relTok string, withTokens, part bool) error {
+	if part {
+		// Shard parts are recorded by `mmpipe merge`; shards running at
+		// once must not rewrite the manifest (nor re-hash the dataset).
+		return nil
+	}
 	m, err := store.ReadManifest(dir)
 	if err != nil {
 		return err

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mmpipe/mmpipe/pipeline/crawl"
 	"github.com/mmpipe/mmpipe/store"
 	"github.com/mmpipe/mmpipe/store/imagestore"
 )
@@ -71,16 +70,6 @@ type Report struct {
 	Checked  Checked   `json:"checked"`
 	Problems []Problem `json:"problems"`
 }
-
-// sideFile reports whether rel is a file a stage writes into a dataset
-// without recording it in the manifest's outputs (crawl's report files); such
-// files are not unexpected.
-func sideFile(rel string) bool { return rel == crawl.StatsFileName || rel == crawl.FailedFileName }
-
-// sideDir reports whether rel is a directory verify does not walk for
-// unexpected files: the image store (checked on its own) and shard parts
-// (inputs of `mmpipe merge`).
-func sideDir(rel string) bool { return rel == store.ImagesDir || rel == crawl.PartsDir }
 
 type checker struct {
 	ctx context.Context
@@ -178,13 +167,18 @@ func (c *checker) files() error {
 			return fmt.Errorf("verify: %w", err)
 		}
 		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			if sideDir(rel) {
+		if rel == "." {
+			return nil
+		}
+		// The image store is checked on its own, shard parts are merge's
+		// inputs, crawl reports are rewritten by every crawl.
+		if store.Unrecorded(rel) {
+			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if rel == store.ManifestFile || strings.HasPrefix(d.Name(), ".") || sideFile(rel) {
+		if d.IsDir() {
 			return nil
 		}
 		if _, ok := c.m.Outputs[rel]; !ok {
