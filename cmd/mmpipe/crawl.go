@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mmpipe/mmpipe/pipeline/crawl"
+	"github.com/mmpipe/mmpipe/store"
 )
 
 func (a *app) crawlCommand() *cobra.Command {
@@ -146,9 +147,8 @@ attempts, time) next to the store; --result-file gets the same statistics.`,
 			if bar != nil {
 				bar.finish()
 			}
-			var bad *crawl.BadInputError
-			if errors.As(err, &bad) {
-				return usageError{err}
+			if errors.Is(err, store.ErrBadInput) {
+				return err // exit code 2, before any stats
 			}
 			if stats != nil {
 				printCrawlStats(a.stdout, stats)

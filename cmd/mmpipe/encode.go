@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -74,9 +73,6 @@ func (a *app) encodeCommandWith(factories map[string]extract.Factory) *cobra.Com
 			}
 			o.Factory, o.Version, o.Logger = f, version, a.log
 			res, err := encode.Run(cmd.Context(), o)
-			if errors.Is(err, encode.ErrBadInput) {
-				return usageError{err}
-			}
 			if err != nil {
 				return err
 			}

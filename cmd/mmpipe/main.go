@@ -11,7 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/mmpipe/mmpipe/pipeline/ingest"
+	"github.com/mmpipe/mmpipe/store"
 )
 
 // Exit codes (DESIGN.md, Contracts).
@@ -41,14 +41,13 @@ func usagef(format string, args ...any) error {
 }
 
 func exitCode(err error) int {
-	var bad *ingest.BadInputError
 	var use usageError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return exitInterrupted
-	case errors.As(err, &bad), errors.As(err, &use):
+	case errors.Is(err, store.ErrBadInput), errors.As(err, &use):
 		return exitBadInput
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.ENOMEM):
 		return exitResource

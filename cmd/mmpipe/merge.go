@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -33,9 +32,6 @@ func (a *app) mergeCommand() *cobra.Command {
 				return usagef("--dataset is required")
 			}
 			res, err := merge.Run(cmd.Context(), dir)
-			if errors.Is(err, merge.ErrBadInput) {
-				return usageError{err}
-			}
 			if err != nil {
 				return err
 			}

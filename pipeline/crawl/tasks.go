@@ -39,6 +39,9 @@ type BadInputError struct{ Err error }
 func (e *BadInputError) Error() string { return e.Err.Error() }
 func (e *BadInputError) Unwrap() error { return e.Err }
 
+// Is makes a BadInputError match store.ErrBadInput.
+func (e *BadInputError) Is(target error) bool { return target == store.ErrBadInput }
+
 func badInput(format string, args ...any) error {
 	return &BadInputError{fmt.Errorf(format, args...)}
 }

@@ -27,7 +27,6 @@ package encode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
@@ -46,21 +45,12 @@ import (
 
 // ErrBadInput matches (errors.Is) the errors caused by the user's input: no
 // such dataset, no images, an encoder that cannot be built or cannot give
-// what was asked, a feature file of another dataset (exit code 2).
-var ErrBadInput = errors.New("bad input")
-
-// inputError is an error of the user's input; it reads as its cause and
-// matches ErrBadInput.
-type inputError struct{ err error }
-
-func (e *inputError) Error() string        { return e.err.Error() }
-func (e *inputError) Unwrap() error        { return e.err }
-func (e *inputError) Is(target error) bool { return target == ErrBadInput }
+// what was asked, a feature file of another dataset (exit code 2). It is
+// the project-wide store.ErrBadInput.
+var ErrBadInput = store.ErrBadInput
 
 // badInput formats an error that matches ErrBadInput.
-func badInput(format string, args ...any) error {
-	return &inputError{fmt.Errorf(format, args...)}
-}
+func badInput(format string, args ...any) error { return store.BadInputf(format, args...) }
 
 // Defaults of Options.
 const (

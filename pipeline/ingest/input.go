@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mmpipe/mmpipe/store"
 )
 
 // Report counts what an ingest read, kept and skipped. It is written into the
@@ -77,6 +79,9 @@ func (e *BadInputError) Error() string {
 }
 
 func (e *BadInputError) Unwrap() error { return e.Err }
+
+// Is makes a BadInputError match store.ErrBadInput.
+func (e *BadInputError) Is(target error) bool { return target == store.ErrBadInput }
 
 // badf builds a BadInputError.
 func badf(file string, line int64, format string, args ...any) error {

@@ -29,18 +29,11 @@ import (
 )
 
 // ErrBadInput marks parts that cannot be merged (inconsistent, incomplete)
-// and datasets that are not there: bad input, exit code 2.
-var ErrBadInput = errors.New("bad input")
+// and datasets that are not there: bad input, exit code 2. It is the
+// project-wide store.ErrBadInput.
+var ErrBadInput = store.ErrBadInput
 
-type inputError struct{ err error }
-
-func (e *inputError) Error() string        { return e.err.Error() }
-func (e *inputError) Unwrap() error        { return e.err }
-func (e *inputError) Is(target error) bool { return target == ErrBadInput }
-
-func badInput(format string, args ...any) error {
-	return &inputError{fmt.Errorf(format, args...)}
-}
+func badInput(format string, args ...any) error { return store.BadInputf(format, args...) }
 
 // FeatureResult says what merging one group of feature parts did.
 type FeatureResult struct {
