@@ -117,8 +117,16 @@ func (a *AtomicFile) Abort() {
 	os.Remove(a.File.Name())
 }
 
-// writeParquet writes records produced by next (nil ends) to path
-// atomically, with schema metadata md.
+// WriteParquet writes the records produced by next (a nil record ends) to
+// path atomically (temporary file, then rename), with schema metadata md, in
+// the project's Parquet settings. Every record must be unsliced (arrow-go
+// v18 mis-writes sliced records across row groups). The caller keeps
+// ownership of nothing: WriteParquet releases each record.
+func WriteParquet(path string, schema *arrow.Schema, md map[string]string, next func() (arrow.RecordBatch, error)) error {
+	return writeParquet(path, schema, md, next)
+}
+
+// writeParquet is WriteParquet.
 func writeParquet(path string, schema *arrow.Schema, md map[string]string, next func() (arrow.RecordBatch, error)) error {
 	af, err := OpenAtomicFile(path)
 	if err != nil {

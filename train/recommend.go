@@ -3,7 +3,6 @@ package train
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -11,9 +10,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/mmpipe/mmpipe/store"
 	"github.com/mmpipe/mmpipe/train/eval"
@@ -96,26 +92,16 @@ func writeRecommendations(ctx context.Context, path string, d *Data, m Model, k 
 	if err != nil {
 		return 0, err
 	}
-	af, err := store.OpenAtomicFile(path)
-	if err != nil {
-		return 0, err
-	}
-	defer af.Abort()
-	md := arrow.NewMetadata([]string{"dataset", "split", "k", "exclude"},
-		[]string{d.Dataset.Dir, d.SplitName, fmt.Sprint(k), string(ex)})
-	schema := arrow.NewSchema(recommendSchema.Fields(), &md)
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1),
-		parquet.WithMaxRowGroupLength(1<<20))
-	// pqarrow closes a sink that is an io.Closer; hide Close so that Commit
-	// can sync and rename.
-	fw, err := pqarrow.NewFileWriter(schema, struct{ io.Writer }{af}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
+	md := map[string]string{"dataset": d.Dataset.Dir, "split": d.SplitName, "k": fmt.Sprint(k), "exclude": string(ex)}
 	rows := 0
 	const usersPerRecord = 1 << 14
-	for lo := 0; lo < len(all) || (lo == 0 && len(all) == 0); lo += usersPerRecord {
-		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	lo := 0
+	err = store.WriteParquet(path, recommendSchema, md, func() (arrow.RecordBatch, error) {
+		if lo >= len(all) && !(lo == 0 && len(all) == 0) {
+			return nil, nil
+		}
+		b := array.NewRecordBuilder(memory.DefaultAllocator, recommendSchema)
+		defer b.Release()
 		ui := b.Field(0).(*array.Int32Builder)
 		uid := b.Field(1).(*array.StringBuilder)
 		rk := b.Field(2).(*array.Int32Builder)
@@ -134,22 +120,13 @@ func writeRecommendations(ctx context.Context, path string, d *Data, m Model, k 
 				rows++
 			}
 		}
-		rec := b.NewRecordBatch()
-		b.Release()
-		err := fw.Write(rec)
-		rec.Release()
-		if err != nil {
-			fw.Close()
-			return 0, fmt.Errorf("write %s: %w", path, err)
-		}
-		if len(all) == 0 {
-			break
-		}
+		lo += usersPerRecord
+		return b.NewRecordBatch(), nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	if err := fw.Close(); err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
-	return rows, af.Commit()
+	return rows, nil
 }
 
 // sortedUnique sorts and deduplicates in place.

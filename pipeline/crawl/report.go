@@ -2,16 +2,12 @@ package crawl
 
 import (
 	"fmt"
-	"io"
 	"maps"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/mmpipe/mmpipe/store"
 	"github.com/mmpipe/mmpipe/store/imagestore"
@@ -186,27 +182,13 @@ func writeFailed(path string, st *imagestore.Store) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	af, err := store.OpenAtomicFile(path)
-	if err != nil {
-		return 0, err
-	}
-	defer af.Abort()
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1),
-		parquet.WithDictionaryDefault(true), parquet.WithStats(true))
-	// pqarrow closes a sink that is an io.Closer; hide Close so that Commit
-	// can sync and rename.
-	fw, err := pqarrow.NewFileWriter(FailedSchema, struct{ io.Writer }{af}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := fw.Write(rec); err != nil {
-		fw.Close()
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := fw.Close(); err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
-	return n, af.Commit()
+	done := false
+	err = store.WriteParquet(path, FailedSchema, nil, func() (arrow.RecordBatch, error) {
+		if done {
+			return nil, nil
+		}
+		done = true
+		return b.NewRecordBatch(), nil
+	})
+	return n, err
 }
