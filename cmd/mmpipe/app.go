@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/mmpipe/mmpipe/pipeline/export"
 	"github.com/mmpipe/mmpipe/pipeline/ingest"
 	"github.com/mmpipe/mmpipe/store"
+	"github.com/mmpipe/mmpipe/train/gx"
 )
 
 // app holds the global flags and the writers of one invocation.
@@ -258,6 +260,19 @@ func (a *app) versionCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fmt.Fprintf(a.stdout, "mmpipe %s (commit %s, built %s, %s %s/%s)\n", version, commit, buildTime,
 				runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			exp := "none"
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				for _, s := range bi.Settings {
+					if s.Key == "GOEXPERIMENT" && s.Value != "" {
+						exp = s.Value
+					}
+				}
+			}
+			xla := "not compiled in (build with -tags xla)"
+			if gx.XLALinked() {
+				xla = "compiled in"
+			}
+			fmt.Fprintf(a.stdout, "trainer: GoMLX backend %q (%s), XLA backend %s, GOEXPERIMENT %s\n", gx.BackendConfig(), gx.EnvBackend, xla, exp)
 			return nil
 		},
 	}

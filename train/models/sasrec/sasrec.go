@@ -1,0 +1,364 @@
+// Package sasrec is SASRec (Kang & McAuley, ICDM 2018) as RecBole runs it:
+// an ID-based causal transformer over a user's item history, trained with
+// full-softmax cross-entropy and evaluated with the seq-loo protocol
+// (chronological leave-one-out, all items ranked, history not masked).
+//
+// The dense model (embeddings, attention, feed-forward, loss and its
+// gradients) is a GoMLX graph (train/gx); parameters, Adam moments and
+// dropout draws stay on the host, so checkpoints and resume work as for
+// every other model.
+//
+// # Training samples
+//
+// RecBole trains on one row per prefix of a user's training sequence and
+// takes the loss at the prefix's last position. SASRec predicts every
+// position at once, so this package trains on whole sequences: the inputs
+// s1..s(n-1) predict s2..sn, each position a cross-entropy target over all
+// items. The targets are the same as RecBole's prefix rows (each training
+// item after the first, once per epoch); a causal mask makes position t see
+// exactly its prefix. A sequence longer than max_len+1 is cut into windows
+// of at most max_len inputs from the most recent end, so the first targets
+// of a later window see a shorter history than RecBole's 50-item prefixes
+// would (this affects only users with more than max_len+1 training items).
+// Windows are grouped into length buckets (len_bucket) and padded per
+// bucket, not to max_len.
+package sasrec
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute"
+
+	"github.com/mmpipe/mmpipe/store"
+	"github.com/mmpipe/mmpipe/train"
+	"github.com/mmpipe/mmpipe/train/eval"
+	"github.com/mmpipe/mmpipe/train/gx"
+	"github.com/mmpipe/mmpipe/train/sparse"
+)
+
+// Factory describes SASRec to the trainer.
+func Factory() *train.Factory {
+	return &train.Factory{
+		Name:      "sasrec",
+		Describe:  "SASRec: ID-based causal transformer over the item history, full-softmax cross-entropy (GoMLX)",
+		Protocol:  eval.SeqLOO,
+		NewConfig: func() train.ModelConfig { return DefaultConfig() },
+		// RecBole's trainer: at most 300 epochs, validation every epoch,
+		// early stop after 10 validations without a better NDCG@10.
+		Defaults: func(c *train.Config) { c.Epochs, c.Patience, c.EvalEvery = 300, 10, 1 },
+		New:      New,
+	}
+}
+
+// Model is a SASRec being trained.
+type Model struct {
+	cfg      *Config
+	numItems int
+	numUsers int
+	workers  int
+	split    *store.Split
+
+	shapes  [][]int
+	offs    []int // parameter k is params[offs[k]:offs[k+1]]
+	params  []float32
+	grad    []float32
+	opt     *sparse.Adam
+	backend compute.Backend
+	trainP  *gx.Program
+	evalP   *gx.Program
+
+	hist    [][]int32 // training sequences
+	wins    []window
+	lens    []int
+	members [][]int
+	batches int
+
+	// Epoch plan state, saved in checkpoints: the seed the current plan was
+	// drawn from and the next batch of it (0 = draw a new plan).
+	planSeed int64
+	planPos  int64
+	plan     *plan
+	planFor  int64
+}
+
+// New builds a SASRec for env's dataset.
+func New(env *train.Env) (train.Model, error) {
+	cfg, ok := env.Config.Model.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("sasrec: config is %T", env.Config.Model)
+	}
+	d := env.Data
+	if cfg.MaxLen > 4096 {
+		return nil, fmt.Errorf("sasrec: max_len %d is larger than 4096", cfg.MaxLen)
+	}
+	b, err := gx.NewBackend("")
+	if err != nil {
+		return nil, fmt.Errorf("sasrec: %w", err)
+	}
+	m := &Model{cfg: cfg, numItems: d.NumItems, numUsers: d.NumUsers, workers: env.Workers, split: d.Split, backend: b}
+	m.shapes = paramShapes(cfg, d.NumItems)
+	m.offs = []int{0}
+	for _, s := range m.shapes {
+		n := 1
+		for _, x := range s {
+			n *= x
+		}
+		m.offs = append(m.offs, m.offs[len(m.offs)-1]+n)
+	}
+	total := m.offs[len(m.offs)-1]
+	m.params, m.grad = make([]float32, total), make([]float32, total)
+	m.init(env.InitRNG)
+	acfg := sparse.DefaultAdam(cfg.LR)
+	acfg.WeightDecay = cfg.WeightDecay
+	m.opt = sparse.NewAdam(acfg, total, env.Workers)
+
+	if m.hist, err = histories(d.Split, d.NumUsers, store.PartTrain); err != nil {
+		return nil, fmt.Errorf("sasrec: %w", err)
+	}
+	m.wins = windows(m.hist, cfg.MaxLen)
+	m.lens, m.members = buckets(m.wins, cfg.LenBucket, cfg.MaxLen)
+	m.batches = countBatches(m.members, cfg.BatchSize)
+
+	np := len(m.shapes)
+	if m.trainP, err = gx.NewProgram(b, "sasrec.train", 128, trainGraph(cfg, d.NumItems, np)); err != nil {
+		return nil, err
+	}
+	if m.evalP, err = gx.NewProgram(b, "sasrec.eval", 64, evalGraph(cfg, np)); err != nil {
+		return nil, err
+	}
+	env.Log.Info("sasrec", "backend", b.Name(), "parameters", total, "windows", len(m.wins),
+		"buckets", fmt.Sprint(m.lens), "batches_per_epoch", m.batches)
+	return m, nil
+}
+
+// init draws the parameters: N(0, init_std) for embeddings and weight
+// matrices, zero biases, LayerNorm scale 1 and shift 0 (RecBole's
+// _init_weights; the padding row is drawn too, as nn.Embedding does
+// without padding_idx, and never receives a gradient).
+func (m *Model) init(rng *train.RNG) {
+	for k, s := range m.shapes {
+		p := m.params[m.offs[k]:m.offs[k+1]]
+		isLNScale := k == pLN0g || (k >= nGlobal && ((k-nGlobal)%nPerLayer == lLN1g || (k-nGlobal)%nPerLayer == lLN2g))
+		switch {
+		case len(s) == 2:
+			for j := range p {
+				p[j] = float32(rng.NormFloat64() * m.cfg.InitStd)
+			}
+		case isLNScale:
+			for j := range p {
+				p[j] = 1
+			}
+		}
+	}
+}
+
+// BatchesPerEpoch implements train.Model.
+func (m *Model) BatchesPerEpoch() int { return m.batches }
+
+func (m *Model) paramArgs(args []any) []any {
+	for k, s := range m.shapes {
+		args = append(args, gx.F32(m.params[m.offs[k]:m.offs[k+1]], s...))
+	}
+	return args
+}
+
+// TrainBatch runs one Adam step on the next batch of the epoch plan.
+func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, error) {
+	if m.planPos == 0 || m.plan == nil || m.planFor != m.planSeed {
+		if m.planPos == 0 {
+			m.planSeed = int64(rng.Uint64() >> 1)
+		}
+		m.plan = newPlan(m.members, m.cfg.BatchSize, uint64(m.planSeed))
+		m.planFor = m.planSeed
+	}
+	ref := m.plan.batches[m.planPos]
+	m.planPos++
+	if int(m.planPos) == len(m.plan.batches) {
+		m.planPos = 0
+	}
+	c := m.cfg
+	B, L := c.BatchSize, m.lens[ref.bucket]
+	ws := m.plan.order[ref.bucket][ref.lo:ref.hi]
+
+	seq := make([]int32, B*L)
+	var tPos, tItem []int32
+	for r, wi := range ws {
+		w := m.wins[wi]
+		s := m.hist[w.user][w.start : w.start+w.n+1]
+		for t := range int(w.n) {
+			seq[r*L+t] = s[t] + 1
+			tPos = append(tPos, int32(r*L+t))
+			tItem = append(tItem, s[t+1])
+		}
+	}
+	// Pad the targets to a quarter-step of B·L so that few shapes compile.
+	q := max(1, B*L/4)
+	n := (len(tPos) + q - 1) / q * q
+	tW := make([]float32, n)
+	for k := range tPos {
+		tW[k] = 1
+	}
+	for len(tPos) < n {
+		tPos, tItem = append(tPos, 0), append(tItem, 0)
+	}
+	args := m.paramArgs(make([]any, 0, len(m.shapes)+5+1+3*c.Layers))
+	args = append(args, gx.I32(seq, B, L), gx.F32(attnBias(seq, B, L), B, L, L),
+		gx.I32(tPos, n), gx.I32(tItem, n), gx.F32(tW, n))
+	d, H := c.Dim, c.Heads
+	args = append(args, gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
+	for range c.Layers {
+		args = append(args, gx.F32(dropMask(rng, B*H*L*L, c.AttnDropout), B, H, L, L),
+			gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d),
+			gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
+	}
+	outs, err := m.trainP.Run(args...)
+	if err != nil {
+		return nil, fmt.Errorf("sasrec: %w", err)
+	}
+	loss, err := gx.Scalar(outs[0])
+	if err != nil {
+		gx.Release(outs[1:]...)
+		return nil, err
+	}
+	for k := range m.shapes {
+		if err := gx.CopyF32(m.grad[m.offs[k]:m.offs[k+1]], outs[k+1]); err != nil {
+			gx.Release(outs[k+2:]...)
+			return nil, fmt.Errorf("sasrec: gradient %d: %w", k, err)
+		}
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return nil, fmt.Errorf("sasrec: loss is %v", loss)
+	}
+	if err := m.opt.Update(m.params, m.grad); err != nil {
+		return nil, err
+	}
+	return train.Losses{"loss": loss}, nil
+}
+
+// attnBias is RecBole's extended attention mask as an additive bias:
+// 0 where query t may attend key j (j ≤ t and j is not padding), -10000
+// elsewhere.
+func attnBias(seq []int32, B, L int) []float32 {
+	out := make([]float32, B*L*L)
+	for b := range B {
+		row := seq[b*L : (b+1)*L]
+		for t := range L {
+			o := out[(b*L+t)*L : (b*L+t+1)*L]
+			for j := range L {
+				if j > t || row[j] == 0 {
+					o[j] = -10000
+				}
+			}
+		}
+	}
+	return out
+}
+
+// dropMask returns n inverted-dropout factors: 0 with probability p, else
+// 1/(1-p) (all ones when p = 0). Each factor uses 16 bits of one draw.
+func dropMask(rng *train.RNG, n int, p float64) []float32 { // rng is unused when p = 0
+	out := make([]float32, n)
+	if p <= 0 {
+		for k := range out {
+			out[k] = 1
+		}
+		return out
+	}
+	keep := float32(1 / (1 - p))
+	thr := uint64(math.Round(p * 65536))
+	for k := 0; k < n; k += 4 {
+		v := rng.Uint64()
+		for j := k; j < min(k+4, n); j++ {
+			if v&0xffff >= thr {
+				out[j] = keep
+			}
+			v >>= 16
+		}
+	}
+	return out
+}
+
+// Scorer encodes every user's history (training items for valid; training
+// and valid items for test; the last max_len of them) and scores all items
+// by the dot product with the item embeddings.
+func (m *Model) Scorer(ctx context.Context, part int8) (eval.ScoreFunc, error) {
+	upTo := store.PartTrain
+	if part == store.PartTest {
+		upTo = store.PartValid
+	}
+	hist, err := histories(m.split, m.numUsers, upTo)
+	if err != nil {
+		return nil, fmt.Errorf("sasrec: %w", err)
+	}
+	users, err := m.Encode(ctx, hist)
+	if err != nil {
+		return nil, err
+	}
+	d := m.cfg.Dim
+	items := sparse.Mat{Rows: m.numItems, Cols: d, Data: m.params[m.offs[pItem]+d : m.offs[pItem+1]]}
+	return train.DotScorer(users, items.Clone()), nil
+}
+
+// Encode returns the sequence representation (hidden state at the last
+// position) of each history, without dropout; an empty history gives a
+// zero row.
+func (m *Model) Encode(ctx context.Context, hist [][]int32) (sparse.Mat, error) {
+	c := m.cfg
+	out := sparse.NewMat(len(hist), c.Dim)
+	groups := map[int][]int{}
+	for u, h := range hist {
+		if len(h) == 0 {
+			continue
+		}
+		l := bucketLen(min(len(h), c.MaxLen), c.LenBucket, c.MaxLen)
+		groups[l] = append(groups[l], u)
+	}
+	B := c.EvalBatch
+	for L, us := range groups {
+		for lo := 0; lo < len(us); lo += B {
+			if err := ctx.Err(); err != nil {
+				return sparse.Mat{}, err
+			}
+			part := us[lo:min(lo+B, len(us))]
+			seq := make([]int32, B*L)
+			last := make([]int32, B)
+			for r, u := range part {
+				h := hist[u]
+				h = h[max(0, len(h)-c.MaxLen):]
+				for t, it := range h {
+					seq[r*L+t] = it + 1
+				}
+				last[r] = int32(r*L + len(h) - 1)
+			}
+			args := m.paramArgs(make([]any, 0, len(m.shapes)+3))
+			args = append(args, gx.I32(seq, B, L), gx.F32(attnBias(seq, B, L), B, L, L), gx.I32(last, B))
+			outs, err := m.evalP.Run(args...)
+			if err != nil {
+				return sparse.Mat{}, fmt.Errorf("sasrec: %w", err)
+			}
+			h := make([]float32, B*c.Dim)
+			if err := gx.CopyF32(h, outs[0]); err != nil {
+				return sparse.Mat{}, err
+			}
+			for r, u := range part {
+				copy(out.Row(u), h[r*c.Dim:(r+1)*c.Dim])
+			}
+		}
+	}
+	return out, nil
+}
+
+// State implements train.Model.
+func (m *Model) State() []train.Tensor {
+	total := m.offs[len(m.offs)-1]
+	return []train.Tensor{
+		train.F32Tensor("params", m.params, total),
+		train.F32Tensor("adam.m", m.opt.M, total),
+		train.F32Tensor("adam.v", m.opt.V, total),
+		train.ScalarI64("adam.step", &m.opt.Step),
+		train.ScalarI64("plan.seed", &m.planSeed),
+		train.ScalarI64("plan.pos", &m.planPos),
+	}
+}
