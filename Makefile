@@ -17,7 +17,7 @@ GOEXPERIMENT ?= simd
 export GOEXPERIMENT
 endif
 
-.PHONY: help build build-xla demo test test-short fuzz tools ort bench bench-ingest bench-encode bench-crawl bench-train vet fmt clean
+.PHONY: help build build-xla ort-gpu pjrt-cuda demo test test-short fuzz tools ort bench bench-ingest bench-encode bench-crawl bench-train vet fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -78,6 +78,24 @@ ort: ## install ONNX Runtime (CPU, ORT_VERSION) from npm onnxruntime-node into .
 	mkdir -p .ort && cp "$$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" $(ORT_LIB).tmp && \
 	mv $(ORT_LIB).tmp $(ORT_LIB) && echo $(ORT_VERSION) > .ort/VERSION && \
 	echo "ONNX Runtime $(ORT_VERSION) installed in $(ORT_LIB)"; fi
+
+# GPU libraries for Dockerfile.cuda (they need github.com and pypi.org, which this project's CI machines cannot
+# reach). The versions must match each other: ORT_GPU_VERSION's CUDA provider is built for one CUDA major version
+# (see its release notes), and the PJRT plugin must speak the PJRT C API that go-xla (pulled in by GoMLX) expects.
+ORT_GPU_VERSION ?= 1.30.0
+ORT_GPU_URL ?= https://github.com/microsoft/onnxruntime/releases/download/v$(ORT_GPU_VERSION)/onnxruntime-linux-x64-gpu-$(ORT_GPU_VERSION).tgz
+PJRT_WHEEL ?= jax-cuda12-pjrt==0.8.1
+ort-gpu: ## ONNX Runtime GPU build (CUDA execution provider) into .ort-gpu/ (downloads from GitHub; for Dockerfile.cuda)
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	curl -fsSL "$(ORT_GPU_URL)" | tar xz -C "$$tmp" --strip-components=2 --wildcards '*/lib/libonnxruntime*.so*'; \
+	mkdir -p .ort-gpu && cp "$$tmp"/libonnxruntime*.so* .ort-gpu/
+
+pjrt-cuda: ## the PJRT CUDA plugin of GoMLX's XLA backend into .pjrt/ (pip wheel PJRT_WHEEL; for Dockerfile.cuda)
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	python3 -m pip download --no-deps --only-binary=:all: -d "$$tmp" "$(PJRT_WHEEL)"; \
+	cd "$$tmp" && python3 -m zipfile -e *.whl x && cd - >/dev/null; \
+	plugin=$$(find "$$tmp/x" -name xla_cuda_plugin.so | head -1); test -n "$$plugin"; \
+	mkdir -p .pjrt && mv "$$plugin" .pjrt/pjrt_c_api_cuda_plugin.so
 
 bench: build ## Go benchmarks, bench-ingest and bench-encode (bench-crawl, bench-train run apart; figures in BENCHMARKS.md)
 	mkdir -p bench/out

@@ -210,7 +210,22 @@ func readDockerignore(t *testing.T) []string {
 }
 
 func TestDockerfile(t *testing.T) {
-	instrs := parseDockerfile(t, filepath.Join(repoRoot, "Dockerfile"))
+	tests := []struct {
+		file string
+		// runtimeImage checks the runtime stage's base image.
+		runtimeImage func(img string) bool
+		wantImage    string
+	}{
+		{"Dockerfile", func(img string) bool { return strings.HasPrefix(img, "debian:") && strings.Contains(img, "slim") }, "debian:*-slim"},
+		{"Dockerfile.cuda", func(img string) bool { return strings.HasPrefix(img, "nvidia/cuda:") && strings.Contains(img, "runtime") }, "nvidia/cuda:*-runtime-*"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) { checkDockerfile(t, tc.file, tc.runtimeImage, tc.wantImage) })
+	}
+}
+
+func checkDockerfile(t *testing.T, name string, runtimeImage func(string) bool, wantImage string) {
+	instrs := parseDockerfile(t, filepath.Join(repoRoot, name))
 	mf := parseMakefile(t, filepath.Join(repoRoot, "Makefile"))
 	ignored := readDockerignore(t)
 
@@ -244,7 +259,7 @@ func TestDockerfile(t *testing.T) {
 			for _, m := range makeRE.FindAllStringSubmatch(in.args, -1) {
 				for _, tg := range strings.Fields(m[1]) {
 					if _, ok := mf.recipes[tg]; !ok {
-						t.Errorf("Dockerfile:%d: make %s: no such Makefile target", in.line, tg)
+						t.Errorf("%s:%d: make %s: no such Makefile target", name, in.line, tg)
 					}
 					made[in.stage] = append(made[in.stage], mf.outputs(tg)...)
 				}
@@ -252,7 +267,7 @@ func TestDockerfile(t *testing.T) {
 		case "COPY", "ADD":
 			flags, srcs, dst := copyArgs(in.args)
 			if len(srcs) == 0 {
-				t.Errorf("Dockerfile:%d: %s without source and destination", in.line, in.cmd)
+				t.Errorf("%s:%d: %s without source and destination", name, in.line, in.cmd)
 				continue
 			}
 			from, ok := flags["from"]
@@ -261,34 +276,37 @@ func TestDockerfile(t *testing.T) {
 					rel := path.Clean(s)
 					matches, _ := filepath.Glob(filepath.Join(repoRoot, filepath.FromSlash(rel)))
 					if len(matches) == 0 {
-						t.Errorf("Dockerfile:%d: COPY source %s does not exist in the repository", in.line, s)
+						t.Errorf("%s:%d: COPY source %s does not exist in the repository", name, in.line, s)
 					}
 					if dockerIgnored(ignored, rel) {
-						t.Errorf("Dockerfile:%d: COPY source %s is excluded by .dockerignore", in.line, s)
+						t.Errorf("%s:%d: COPY source %s is excluded by .dockerignore", name, in.line, s)
 					}
 					contextCopies = append(contextCopies, rel)
 				}
 				continue
 			}
 			if !slices.Contains(stages, from) {
-				t.Errorf("Dockerfile:%d: COPY --from=%s: no earlier stage of that name", in.line, from)
+				t.Errorf("%s:%d: COPY --from=%s: no earlier stage of that name", name, in.line, from)
 				continue
 			}
 			for _, s := range srcs {
 				rel, ok := strings.CutPrefix(path.Clean(s), workdir[from]+"/")
 				if !ok {
-					t.Errorf("Dockerfile:%d: COPY --from=%s %s: not under the stage's WORKDIR %s", in.line, from, s, workdir[from])
+					t.Errorf("%s:%d: COPY --from=%s %s: not under the stage's WORKDIR %s", name, in.line, from, s, workdir[from])
 					continue
 				}
 				if !slices.Contains(made[from], rel) {
-					t.Errorf("Dockerfile:%d: COPY --from=%s %s: no Makefile target run in that stage produces %s (they produce %v)",
-						in.line, from, s, rel, made[from])
+					t.Errorf("%s:%d: COPY --from=%s %s: no Makefile target run in that stage produces %s (they produce %v)",
+						name, in.line, from, s, rel, made[from])
 				}
-				if strings.Contains(rel, "libonnxruntime") {
+				switch {
+				case strings.Contains(rel, "libonnxruntime"):
 					ortDst = dst
 					if strings.HasSuffix(dst, "/") {
 						ortDst = path.Join(dst, path.Base(rel))
 					}
+				case rel == ".ort-gpu": // the directory of the GPU build's libraries
+					ortDst = path.Join(dst, "libonnxruntime.so.1")
 				}
 			}
 		}
@@ -305,8 +323,8 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("build stage image %s does not match go.mod's go version", img)
 		}
 	}
-	if img := fromImage[runtime]; !strings.HasPrefix(img, "debian:") || !strings.Contains(img, "slim") {
-		t.Errorf("runtime stage image %s, want debian:*-slim", img)
+	if img := fromImage[runtime]; !runtimeImage(img) {
+		t.Errorf("runtime stage image %s, want %s", img, wantImage)
 	}
 	if !slices.Contains(made[build], "bin/mmpipe") {
 		t.Errorf("the build stage does not run `make build` (outputs %v)", made[build])
@@ -315,7 +333,7 @@ func TestDockerfile(t *testing.T) {
 		if in.stage == runtime && in.cmd == "RUN" {
 			for _, bad := range []string{"gcc", "build-essential", "golang", "clang"} {
 				if regexp.MustCompile(`\b` + bad + `\b`).MatchString(in.args) {
-					t.Errorf("Dockerfile:%d: the runtime stage installs %s", in.line, bad)
+					t.Errorf("%s:%d: the runtime stage installs %s", name, in.line, bad)
 				}
 			}
 		}
