@@ -77,7 +77,7 @@ func newPendingFile(path string) (*pendingFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create directory for %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(base))
 	if err != nil {
 		return nil, fmt.Errorf("create temporary file for %s: %w", path, err)
 	}
@@ -120,6 +120,7 @@ func (p *pendingFile) commit() error {
 		_ = d.Sync()
 		d.Close()
 	}
+	RemoveStaleTemps(p.path)
 	return nil
 }
 

@@ -364,6 +364,9 @@ func OpenFeatures(path string) (_ *FeatureFile, err error) {
 	if !bytes.HasPrefix(data, []byte("ARROW1")) {
 		return nil, fmt.Errorf("features: %s: not an Arrow IPC file: no ARROW1 magic at offset 0 (an IPC stream or another format?)", path)
 	}
+	if err := checkIPCFooter(data); err != nil {
+		return nil, fmt.Errorf("features: %s: truncated or not an Arrow IPC file: %w", path, err)
+	}
 	rd, err := ipc.NewMappedFileReader(data, ipc.WithBodySizeLimit(size), ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
 		return nil, fmt.Errorf("features: %s: truncated or not an Arrow IPC file: %w", path, err)
@@ -414,6 +417,10 @@ func (ff *FeatureFile) load() error {
 		return fmt.Errorf("metadata %s = %q, want \"true\" or \"false\"", MetaNormalized, v)
 	}
 	for i, k := range md.Keys() {
+		if k == "" {
+			// WriteFeatures refuses it too: a file read must write back.
+			return fmt.Errorf("schema metadata has an empty key")
+		}
 		if !reservedFeatureMeta(k) {
 			if meta.Extra == nil {
 				meta.Extra = map[string]string{}
@@ -463,6 +470,9 @@ func (ff *FeatureFile) load() error {
 		if !ok {
 			return fmt.Errorf("record batch %d: column %q is %T", i, FeatureColVector, rec.Column(vecIdx[0]))
 		}
+		if vec.Len() != n {
+			return fmt.Errorf("record batch %d: column %q has %d rows, the batch %d", i, FeatureColVector, vec.Len(), n)
+		}
 		child, ok := vec.ListValues().(*array.Float32)
 		if !ok {
 			return fmt.Errorf("record batch %d: column %q holds %T, want float32", i, FeatureColVector, vec.ListValues())
@@ -498,9 +508,19 @@ func (ff *FeatureFile) load() error {
 				}
 			}
 		}
+		// Count the valid rows from the bitmap IsValid reads: the null count
+		// in the file is not checked against it by the IPC reader.
+		valid := n
+		if bm := vec.NullBitmapBytes(); len(bm) > 0 {
+			off := vec.Data().Offset()
+			if len(bm)*8 < off+n {
+				return fmt.Errorf("record batch %d: column %q has a validity bitmap of %d bytes for %d rows", i, FeatureColVector, len(bm), n)
+			}
+			valid = bitutil.CountSetBits(bm, off, n)
+		}
 		ff.batches[len(ff.batches)-1] = b
 		ff.rows += n
-		ff.present += n - vec.NullN()
+		ff.present += valid
 	}
 	return nil
 }

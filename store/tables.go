@@ -78,7 +78,7 @@ func OpenAtomicFile(path string) (*AtomicFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(path), tempPattern(path))
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -104,6 +104,7 @@ func (a *AtomicFile) Commit() error {
 		os.Remove(a.File.Name())
 		return fmt.Errorf("rename into %s: %w", a.path, err)
 	}
+	RemoveStaleTemps(a.path)
 	return nil
 }
 

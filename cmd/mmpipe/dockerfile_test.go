@@ -217,7 +217,9 @@ func TestDockerfile(t *testing.T) {
 		wantImage    string
 	}{
 		{"Dockerfile", func(img string) bool { return strings.HasPrefix(img, "debian:") && strings.Contains(img, "slim") }, "debian:*-slim"},
-		{"Dockerfile.cuda", func(img string) bool { return strings.HasPrefix(img, "nvidia/cuda:") && strings.Contains(img, "runtime") }, "nvidia/cuda:*-runtime-*"},
+		{"Dockerfile.cuda", func(img string) bool {
+			return strings.HasPrefix(img, "nvidia/cuda:") && strings.Contains(img, "runtime")
+		}, "nvidia/cuda:*-runtime-*"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) { checkDockerfile(t, tc.file, tc.runtimeImage, tc.wantImage) })

@@ -23,11 +23,33 @@ func decodeImage(b []byte, format string) (image.Image, error) {
 	case FormatPNG:
 		return png.Decode(r)
 	case FormatGIF:
-		return gif.Decode(r)
+		return decodeGIF(b)
 	case FormatWebP:
 		return webp.Decode(r)
 	}
 	return nil, fmt.Errorf("no decoder for format %q", format)
+}
+
+// decodeGIF decodes a GIF's first frame onto its logical screen: a first
+// frame smaller than the screen (legal, and what browsers and PIL draw on a
+// transparent canvas) is placed at its offset, so the image has the
+// screen's size that structural validation reports.
+func decodeGIF(b []byte) (image.Image, error) {
+	m, err := gif.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := gif.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	screen := image.Rect(0, 0, cfg.Width, cfg.Height)
+	if m.Bounds() == screen || !m.Bounds().In(screen) {
+		return m, nil
+	}
+	canvas := image.NewNRGBA(screen)
+	draw.Draw(canvas, m.Bounds(), m, m.Bounds().Min, draw.Src)
+	return canvas, nil
 }
 
 // fitSize returns the size of a w×h image scaled down so that its longer side

@@ -233,6 +233,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		relTok = filepath.Join(store.FeaturesDir, "parts", part+".tokens.arrow")
 		meta.Extra[MetaShard] = o.Shard.String()
 	}
+	// A run killed while it wrote leaves temporaries that a run which then
+	// finds the files complete would not replace.
+	for _, p := range []string{rel, relTok, store.ManifestFile} {
+		store.RemoveStaleTemps(ds.Path(p))
+	}
 	res := &Result{Encoder: name, Modality: info.Modality, File: filepath.ToSlash(rel), ModelSHA256: meta.ModelSHA256,
 		Source: src.describe(), Items: len(items)}
 	if withTokens {

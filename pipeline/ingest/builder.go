@@ -245,6 +245,9 @@ func (b *Builder) Finish() (*Tables, error) {
 		t.Items[i].ID = raw
 		if raw == "" {
 			t.Items[i].ID = strconv.Itoa(i)
+			if err := numberFree(b.Items, i, "item"); err != nil {
+				return nil, err
+			}
 		}
 		if !t.Items[i].HasText() {
 			b.Report.ItemsWithoutText++
@@ -258,6 +261,9 @@ func (b *Builder) Finish() (*Tables, error) {
 		raw := b.Users.ID(int32(i))
 		if raw == "" {
 			raw = strconv.Itoa(i)
+			if err := numberFree(b.Users, i, "user"); err != nil {
+				return nil, err
+			}
 		}
 		t.Users[i] = store.User{Idx: int32(i), ID: raw}
 	}
@@ -282,6 +288,18 @@ func (b *Builder) Finish() (*Tables, error) {
 	b.Report.Items = len(t.Items)
 	b.Report.Interactions = int64(t.Inter.Len())
 	return t, nil
+}
+
+// numberFree checks that an unnamed index i, which is named by its number,
+// does not take a name an id map gave another index (item2id.json naming
+// item 1 "0" while item 0 has no name): raw ids must stay unique, they key
+// the image store and the exports.
+func numberFree(m *IDMap, i int, what string) error {
+	if j, ok := m.Lookup(strconv.Itoa(i)); ok && int(j) != i {
+		n := strconv.Itoa(i)
+		return badf("--input", 0, "%s %d has no raw id of its own, and its number %q is the raw id of %s %d: an id map (item2id.json, user2id.json, .item2index) gives %q to another index", what, i, n, what, j, n)
+	}
+	return nil
 }
 
 // dedupe returns the row numbers to keep: the first of each group of rows

@@ -148,10 +148,7 @@ func (lr *lineReader) Next() ([]byte, error) {
 		line = lr.buf
 	}
 	if err != nil && err != io.EOF {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
-			return nil, badf(lr.path, lr.line+1, "compressed stream is truncated or corrupt after %d complete lines: %v", lr.line, err)
-		}
-		return nil, fmt.Errorf("%s:%d: read: %w", lr.path, lr.line+1, err)
+		return nil, readError(lr, err)
 	}
 	if len(line) == 0 && err == io.EOF {
 		return nil, io.EOF

@@ -142,10 +142,24 @@ func readIDMap(path string, b *Builder) error {
 		idm = b.Users
 	}
 	b.Report.Files = append(b.Report.Files, FileStat{Path: path, Role: "idmap", Lines: int64(len(m))})
-	for raw, idx := range m {
+	// In key order, so the first error found is the same on every run.
+	raws := make([]string, 0, len(m))
+	for raw := range m {
+		raws = append(raws, raw)
+	}
+	slices.Sort(raws)
+	named := make(map[int64]string, len(m))
+	for _, raw := range raws {
+		idx := m[raw]
 		if idx < 0 || idx > MaxDenseIndex {
 			return badf(path, 0, "index %d of %q out of range", idx, raw)
 		}
+		// Two names for one index would leave the index named by whichever
+		// the map iteration met last.
+		if other, dup := named[idx]; dup {
+			return badf(path, 0, "index %d is named twice, %q and %q", idx, other, raw)
+		}
+		named[idx] = raw
 		if _, err := idm.Set(int32(idx), raw); err != nil {
 			return badf(path, 0, "%v", err)
 		}
@@ -163,6 +177,14 @@ func importNPY(path, modality string, b *Builder) error {
 		return badf(path, 0, "expected a 2-d array (items × dim), got shape %v", a.Shape)
 	}
 	rows, dim := a.Shape[0], a.Shape[1]
+	// A zero-width matrix holds no data whatever its row count, so without
+	// this check a 100-byte file would make every row an item.
+	if dim <= 0 {
+		return badf(path, 0, "expected a 2-d array (items × dim) with dim > 0, got shape %v", a.Shape)
+	}
+	if rows > MaxDenseIndex+1 {
+		return badf(path, 0, "has %d rows: row r is item r, and dense item ids go up to %d", rows, MaxDenseIndex)
+	}
 	if rows < b.Items.Len() {
 		return badf(path, 0, "has %d rows but the interactions use %d items: row r must be item r", rows, b.Items.Len())
 	}

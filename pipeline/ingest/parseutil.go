@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -451,9 +452,12 @@ func eachChunkLine(ctx context.Context, path, role string, opts *Options, r *Rep
 	return nil
 }
 
-// readError describes a read error the way lineReader.Next does.
+// readError describes a read error of lr's file: a truncated or corrupt
+// compressed stream (including corrupt deflate data) is bad input naming
+// the file and line, anything else an I/O error.
 func readError(lr *lineReader, err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
+	var corrupt flate.CorruptInputError
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.As(err, &corrupt) {
 		return badf(lr.path, lr.line+1, "compressed stream is truncated or corrupt after %d complete lines: %v", lr.line, err)
 	}
 	return fmt.Errorf("%s:%d: read: %w", lr.path, lr.line+1, err)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mmpipe/mmpipe/store"
 )
@@ -347,6 +348,12 @@ func readRecboleGeneral(ctx context.Context, f string, b *Builder, opts *Options
 		} else {
 			ts = lr.Line()
 		}
+		if len(fields[cu]) == 0 || len(fields[ci]) == 0 {
+			return lr.Bad("empty user or item id")
+		}
+		if !utf8.Valid(fields[cu]) || !utf8.Valid(fields[ci]) {
+			return lr.Bad("expected UTF-8 text (wrong encoding?)")
+		}
 		if err := b.Add(fields[cu], fields[ci], r, ts); err != nil {
 			return lr.Bad("%v", err)
 		}
@@ -388,6 +395,12 @@ func readIndexMap(ctx context.Context, f string, b *Builder, opts *Options) (map
 		if !idm.Dense() {
 			b.Report.warnf("%s: index maps apply to the sequence layout only; ignored", f)
 			return m, nil
+		}
+		if raw == "" || !utf8.ValidString(raw) {
+			if err := lr.Bad("expected a non-empty UTF-8 raw id"); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if _, err := idm.Set(n, raw); err != nil {
 			return nil, badf(f, lr.Line(), "%v", err)
