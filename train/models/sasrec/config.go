@@ -36,12 +36,27 @@ type Config struct {
 	// BatchSize is the number of training windows (sequences) per batch;
 	// every position of a window is a training target.
 	BatchSize int `yaml:"batch_size" json:"batch_size"`
+	// MaxTokens bounds the padded positions (batch × bucket length) of a
+	// training batch: a bucket of length L takes min(batch_size,
+	// max_tokens / L) sequences per batch. The item softmax is computed for
+	// every target position, so this bounds the [targets, items] logits
+	// (and the run's memory) on large catalogues. 0 = batch_size × max_len.
+	MaxTokens int `yaml:"max_tokens" json:"max_tokens"`
 	// LenBucket is the granularity of sequence-length buckets: a batch's
 	// sequences are padded to a multiple of it (one compiled graph per
 	// bucket), instead of always to max_len.
 	LenBucket int `yaml:"len_bucket" json:"len_bucket"`
 	// EvalBatch is the number of users encoded per scoring call.
 	EvalBatch int `yaml:"eval_batch" json:"eval_batch"`
+}
+
+// batchFor returns the number of sequences per batch in a bucket of
+// padded length l.
+func (c *Config) batchFor(l int) int {
+	if c.MaxTokens == 0 {
+		return c.BatchSize
+	}
+	return min(c.BatchSize, max(1, c.MaxTokens/l))
 }
 
 // DefaultConfig returns RecBole's SASRec defaults.
@@ -77,6 +92,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("weight_decay: must be ≥ 0, got %v", c.WeightDecay)
 	case c.BatchSize < 1:
 		return fmt.Errorf("batch_size: must be ≥ 1, got %d", c.BatchSize)
+	case c.MaxTokens < 0:
+		return fmt.Errorf("max_tokens: must be ≥ 0, got %d", c.MaxTokens)
 	case c.LenBucket < 1:
 		return fmt.Errorf("len_bucket: must be ≥ 1, got %d", c.LenBucket)
 	case c.EvalBatch < 1:

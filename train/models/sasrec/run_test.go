@@ -77,7 +77,7 @@ func TestSASRecLearnsTheNextItem(t *testing.T) {
 func TestSASRecResumeIsExact(t *testing.T) {
 	ds := cycleDataset(t, 200, 40)
 	root := t.TempDir()
-	sets := append(small, "epochs=3", "patience=0")
+	sets := append(small, "epochs=3", "patience=0", "model.max_tokens=200")
 	want, err := train.Run(context.Background(), sasrec.Factory(), train.Options{Dataset: ds, Split: "loo", Out: filepath.Join(root, "full"), Version: "test", Sets: sets})
 	if err != nil {
 		t.Fatal(err)

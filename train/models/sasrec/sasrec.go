@@ -119,7 +119,7 @@ func New(env *train.Env) (train.Model, error) {
 	}
 	m.wins = windows(m.hist, cfg.MaxLen)
 	m.lens, m.members = buckets(m.wins, cfg.LenBucket, cfg.MaxLen)
-	m.batches = countBatches(m.members, cfg.BatchSize)
+	m.batches = countBatches(m.members, m.bucketBatch)
 
 	np := len(m.shapes)
 	if m.trainP, err = gx.NewProgram(b, "sasrec.train", 128, trainGraph(cfg, d.NumItems, np)); err != nil {
@@ -154,6 +154,9 @@ func (m *Model) init(rng *train.RNG) {
 	}
 }
 
+// bucketBatch is the number of sequences per batch of bucket b.
+func (m *Model) bucketBatch(b int) int { return m.cfg.batchFor(m.lens[b]) }
+
 // BatchesPerEpoch implements train.Model.
 func (m *Model) BatchesPerEpoch() int { return m.batches }
 
@@ -170,7 +173,7 @@ func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, err
 		if m.planPos == 0 {
 			m.planSeed = int64(rng.Uint64() >> 1)
 		}
-		m.plan = newPlan(m.members, m.cfg.BatchSize, uint64(m.planSeed))
+		m.plan = newPlan(m.members, m.bucketBatch, uint64(m.planSeed))
 		m.planFor = m.planSeed
 	}
 	ref := m.plan.batches[m.planPos]
@@ -179,7 +182,7 @@ func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, err
 		m.planPos = 0
 	}
 	c := m.cfg
-	B, L := c.BatchSize, m.lens[ref.bucket]
+	B, L := m.bucketBatch(ref.bucket), m.lens[ref.bucket]
 	ws := m.plan.order[ref.bucket][ref.lo:ref.hi]
 
 	seq := make([]int32, B*L)

@@ -275,3 +275,46 @@ func TestTrainGraphMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanCoversEveryWindowOnce(t *testing.T) {
+	c := DefaultConfig()
+	c.BatchSize, c.MaxTokens, c.LenBucket, c.MaxLen = 64, 100, 4, 12
+	r := rand.New(rand.NewPCG(5, 6))
+	var hist [][]int32
+	for range 300 {
+		hist = append(hist, make([]int32, 2+r.IntN(30)))
+	}
+	ws := windows(hist, c.MaxLen)
+	lens, members := buckets(ws, c.LenBucket, c.MaxLen)
+	if !slices.Equal(lens, []int{4, 8, 12}) {
+		t.Fatalf("bucket lengths %v", lens)
+	}
+	bs := func(b int) int { return c.batchFor(lens[b]) }
+	if got := []int{bs(0), bs(1), bs(2)}; !slices.Equal(got, []int{25, 12, 8}) {
+		t.Fatalf("batch sizes %v, want [25 12 8] (max_tokens 100)", got)
+	}
+	p := newPlan(members, bs, 42)
+	if len(p.batches) != countBatches(members, bs) {
+		t.Fatalf("plan has %d batches, countBatches says %d", len(p.batches), countBatches(members, bs))
+	}
+	seen := make([]int, len(ws))
+	for _, br := range p.batches {
+		if br.hi-br.lo > bs(br.bucket) || br.hi <= br.lo {
+			t.Fatalf("batch %v of bucket %d: size %d, max %d", br, br.bucket, br.hi-br.lo, bs(br.bucket))
+		}
+		for _, wi := range p.order[br.bucket][br.lo:br.hi] {
+			seen[wi]++
+			if l := bucketLen(int(ws[wi].n), c.LenBucket, c.MaxLen); l != lens[br.bucket] {
+				t.Fatalf("window of %d inputs in bucket of length %d", ws[wi].n, lens[br.bucket])
+			}
+		}
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("window %d planned %d times", k, n)
+		}
+	}
+	if q := newPlan(members, bs, 42); !slices.Equal(q.batches, p.batches) {
+		t.Fatal("the same seed gave a different plan")
+	}
+}

@@ -120,25 +120,27 @@ func buckets(ws []window, step, maxLen int) (lens []int, members [][]int) {
 	return sl, sm
 }
 
-// countBatches is the number of batches of every epoch.
-func countBatches(members [][]int, batch int) int {
+// countBatches is the number of batches of every epoch; batch gives the
+// batch size of bucket b.
+func countBatches(members [][]int, batch func(b int) int) int {
 	n := 0
-	for _, m := range members {
-		n += (len(m) + batch - 1) / batch
+	for b, m := range members {
+		n += (len(m) + batch(b) - 1) / batch(b)
 	}
 	return n
 }
 
 // newPlan draws an epoch plan from seed.
-func newPlan(members [][]int, batch int, seed uint64) *plan {
+func newPlan(members [][]int, batch func(b int) int, seed uint64) *plan {
 	r := rand.New(rand.NewPCG(seed, 0x5a5ec))
 	p := &plan{order: make([][]int, len(members))}
 	for b, m := range members {
 		o := slices.Clone(m)
 		r.Shuffle(len(o), func(i, j int) { o[i], o[j] = o[j], o[i] })
 		p.order[b] = o
-		for lo := 0; lo < len(o); lo += batch {
-			p.batches = append(p.batches, batchRef{bucket: b, lo: lo, hi: min(lo+batch, len(o))})
+		bs := batch(b)
+		for lo := 0; lo < len(o); lo += bs {
+			p.batches = append(p.batches, batchRef{bucket: b, lo: lo, hi: min(lo+bs, len(o))})
 		}
 	}
 	r.Shuffle(len(p.batches), func(i, j int) { p.batches[i], p.batches[j] = p.batches[j], p.batches[i] })
