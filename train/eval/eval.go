@@ -28,7 +28,9 @@ type Options struct {
 	// NGCF adds ndcg_ngcf@K, MMSSL's NDCG variant (see the package doc).
 	NGCF bool
 	// BlockUsers is the number of users scored per call of the ScoreFunc
-	// (default 256, lowered so that a block's scores take at most 64 MiB).
+	// (default 256). Either way it is lowered so that a block's scores take
+	// at most 64 MiB: workers × 64 MiB bounds the evaluation's buffers
+	// whatever the catalogue size.
 	BlockUsers int
 	// Workers is the number of blocks in flight (default GOMAXPROCS).
 	Workers int
@@ -41,9 +43,9 @@ func (o Options) blockUsers(numItems int) int {
 	b := o.BlockUsers
 	if b <= 0 {
 		b = 256
-		if numItems > 0 {
-			b = max(1, min(b, maxBlockBytes/(4*numItems)))
-		}
+	}
+	if numItems > 0 {
+		b = max(1, min(b, maxBlockBytes/(4*numItems)))
 	}
 	return b
 }

@@ -353,3 +353,20 @@ func TestParseMetricAndProtocol(t *testing.T) {
 		t.Error("selection metrics differ from DESIGN.md")
 	}
 }
+
+func TestBlockUsersCapped(t *testing.T) {
+	tests := []struct {
+		set, items, want int
+	}{
+		{0, 1000, 256},
+		{100, 1000, 100},
+		{256, 507_000, 33}, // 64 MiB / (4 × 507k)
+		{0, 507_000, 33},
+		{256, 100 << 20, 1},
+	}
+	for _, tc := range tests {
+		if got := (Options{BlockUsers: tc.set}).blockUsers(tc.items); got != tc.want {
+			t.Errorf("BlockUsers %d, %d items: %d users per block, want %d", tc.set, tc.items, got, tc.want)
+		}
+	}
+}
