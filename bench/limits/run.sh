@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Limits of issue 9: peak RSS per stage on generated data far past the shared
-# sets, and on the shared sets. Figures go to bench/limits/RESULTS.md.
+# sets, and on the shared sets. Figures go to BENCHMARKS.md (Limits).
 #
 #   bash bench/limits/run.sh [stage ...]
 #
@@ -113,7 +113,7 @@ stage_real() {
 
 # MMSSL on TikTok (6710 items) for 150 s, then SIGINT: the critic is
 # allocated at start and its I × H1 scratch buffer in the first batch, so the
-# anonymous peak of a short run checks the items² formula in RESULTS.md
+# anonymous peak of a short run checks the items² formula in BENCHMARKS.md (Limits)
 # (an epoch takes ≈ 560 s on the loaded machine).
 stage_mmssl() {
   [ -s "$W/tiktok/manifest.json" ] || measure ingest-tiktok "$BIN" ingest --format mmrec --input "$SHARED/tiktok" --out "$W/tiktok"
