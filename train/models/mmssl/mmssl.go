@@ -225,6 +225,9 @@ func build(env *train.Env, cfg *Config, feats []sparse.Mat, names []string) (*Mo
 	if m.intended {
 		slope = cfg.IntendedCriticSlope
 	}
+	if err := checkCriticMemory(m.ni); err != nil {
+		return nil, fmt.Errorf("mmssl: %w", err)
+	}
 	crit, err := newCritic(m.ni, cfg.GDrop1, cfg.GDrop2, slope,
 		sparse.AdamConfig{LR: cfg.DLR, Beta1: cfg.DBeta1, Beta2: cfg.DBeta2, Eps: 1e-8}, rng, m.workers)
 	if err != nil {
