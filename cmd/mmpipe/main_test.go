@@ -243,7 +243,7 @@ func TestDemoSmall(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d: %s", code, stderr)
 	}
-	for _, w := range []string{"users 60", "split loo", "split random", "demo finished"} {
+	for _, w := range []string{"users 60", "split loo", "split random", "lightgcn on", "mmssl on", "demo finished"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("demo output lacks %q:\n%s", w, stdout)
 		}
