@@ -7,6 +7,7 @@ import (
 	"github.com/mmpipe/mmpipe/train/models/itemknn"
 	"github.com/mmpipe/mmpipe/train/models/lightgcn"
 	"github.com/mmpipe/mmpipe/train/models/mf"
+	"github.com/mmpipe/mmpipe/train/models/missrec"
 	"github.com/mmpipe/mmpipe/train/models/mmssl"
 	"github.com/mmpipe/mmpipe/train/models/pop"
 	"github.com/mmpipe/mmpipe/train/models/sasrec"
@@ -14,7 +15,7 @@ import (
 
 // All returns the factories of every model, in --model order.
 func All() []*train.Factory {
-	return []*train.Factory{pop.Factory(), mf.Factory(), lightgcn.Factory(), itemknn.Factory(), sasrec.Factory(), mmssl.Factory()}
+	return []*train.Factory{pop.Factory(), mf.Factory(), lightgcn.Factory(), itemknn.Factory(), sasrec.Factory(), mmssl.Factory(), missrec.Factory()}
 }
 
 // Lookup returns the factory of the named model.

@@ -1,0 +1,381 @@
+package missrec
+
+import (
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // the graph DSL reads best unqualified
+)
+
+// Parameter initialisations (the reference's, see paramLayout).
+const (
+	initNormal  = iota // N(0, init_std)
+	initXavier         // U(±√(6/(fan_in+fan_out))) of nn.MultiheadAttention's in_proj
+	initUniform        // U(±1/√fan_in), PyTorch's default nn.Linear init
+	initOnes
+	initZeros
+)
+
+type paramSpec struct {
+	name  string
+	shape []int
+	init  int
+	bound float64 // for initXavier and initUniform
+}
+
+// attn indexes an attention block's parameters: Wq, bq, Wk, bk, Wv, bv, Wo, bo.
+type attn struct{ wq, bq, wk, bk, wv, bv, wo, bo int }
+
+// ffn indexes a feed-forward block: W1, b1, W2, b2.
+type ffn struct{ w1, b1, w2, b2 int }
+
+// lnorm indexes a LayerNorm: scale, shift.
+type lnorm struct{ g, b int }
+
+// layout is the parameter list and the index of every parameter (-1 when
+// the configuration has none).
+type layout struct {
+	specs []paramSpec
+
+	wt, bt, wv, bv int // text and image adaptors
+	pos            int // position embedding [max_len, d]
+	ln0            lnorm
+	fusion         int // fusion factor [1]
+	item           int // item-ID embedding [items+1, d] (transductive), row 0 = padding
+
+	encSA          attn
+	encLN1, encLN2 lnorm
+	encFF          ffn
+	encNorm        lnorm
+
+	decSA, decCA           attn
+	decLN1, decLN2, decLN3 lnorm
+	decFF                  ffn
+	decNorm                lnorm
+}
+
+// paramLayout lists MISSRec's parameters. Initialisation as the reference
+// runs it: the adaptors keep PyTorch's default Linear init (they are created
+// after the generic init), embeddings and nn.Linear weights (attention
+// output projections, feed-forward) N(0, 0.02) with zero biases, the
+// attention input projections nn.Transformer's Xavier-uniform (they are not
+// nn.Linear), LayerNorms (1, 0), the fusion factor 0.
+func paramLayout(c *Config, numItems, dimT, dimV int) *layout {
+	l := &layout{wt: -1, bt: -1, wv: -1, bv: -1, item: -1}
+	d, f := c.Dim, c.Inner
+	add := func(name string, init int, bound float64, shape ...int) int {
+		l.specs = append(l.specs, paramSpec{name, shape, init, bound})
+		return len(l.specs) - 1
+	}
+	ln := func(name string) lnorm {
+		return lnorm{add(name+".g", initOnes, 0, d), add(name+".b", initZeros, 0, d)}
+	}
+	xav := math.Sqrt(6 / float64(d+3*d)) // in_proj_weight is [3d, d]
+	at := func(name string) attn {
+		return attn{
+			add(name+".wq", initXavier, xav, d, d), add(name+".bq", initZeros, 0, d),
+			add(name+".wk", initXavier, xav, d, d), add(name+".bk", initZeros, 0, d),
+			add(name+".wv", initXavier, xav, d, d), add(name+".bv", initZeros, 0, d),
+			add(name+".wo", initNormal, 0, d, d), add(name+".bo", initZeros, 0, d),
+		}
+	}
+	ff := func(name string) ffn {
+		return ffn{add(name+".w1", initNormal, 0, d, f), add(name+".b1", initZeros, 0, f),
+			add(name+".w2", initNormal, 0, f, d), add(name+".b2", initZeros, 0, d)}
+	}
+	if dimT > 0 {
+		b := 1 / math.Sqrt(float64(dimT))
+		l.wt, l.bt = add("text_adaptor.w", initUniform, b, dimT, d), add("text_adaptor.b", initUniform, b, d)
+	}
+	if dimV > 0 {
+		b := 1 / math.Sqrt(float64(dimV))
+		l.wv, l.bv = add("img_adaptor.w", initUniform, b, dimV, d), add("img_adaptor.b", initUniform, b, d)
+	}
+	l.pos = add("position_embedding", initNormal, 0, c.MaxLen, d)
+	l.ln0 = ln("layer_norm")
+	l.fusion = add("fusion_factor", initZeros, 0, 1)
+	if c.Mode == ModeTransductive {
+		l.item = add("item_embedding", initNormal, 0, numItems+1, d)
+	}
+	l.encSA, l.encLN1, l.encFF, l.encLN2 = at("encoder.self_attn"), ln("encoder.norm1"), ff("encoder.ffn"), ln("encoder.norm2")
+	l.encNorm = ln("encoder.norm")
+	l.decSA, l.decLN1 = at("decoder.self_attn"), ln("decoder.norm1")
+	l.decCA, l.decLN2 = at("decoder.cross_attn"), ln("decoder.norm2")
+	l.decFF, l.decLN3 = ff("decoder.ffn"), ln("decoder.norm3")
+	l.decNorm = ln("decoder.norm")
+	return l
+}
+
+// Dropout masks of a training step, in input order.
+const (
+	mDecIn   = iota // decoder input [B·L, d]
+	mEncSA          // encoder self-attention weights [B, H, Q, Q]
+	mEncRes1        // encoder attention branch [B·Q, d]
+	mEncFF          // encoder feed-forward hidden [B·Q, inner]
+	mEncRes2        // encoder feed-forward branch [B·Q, d]
+	mDecSA          // decoder self-attention weights [B, H, L, L]
+	mDecRes1        // [B·L, d]
+	mDecCA          // decoder cross-attention weights [B, H, L, Q]
+	mDecRes2        // [B·L, d]
+	mDecFF          // [B·L, inner]
+	mDecRes3        // [B·L, d]
+	numMasks
+)
+
+// maskDims returns the dimensions of every dropout mask.
+func maskDims(c *Config, B, L, Q int) [numMasks][]int {
+	d, H, f := c.Dim, c.Heads, c.Inner
+	return [numMasks][]int{
+		{B * L, d}, {B, H, Q, Q}, {B * Q, d}, {B * Q, f}, {B * Q, d},
+		{B, H, L, L}, {B * L, d}, {B, H, L, Q}, {B * L, d}, {B * L, f}, {B * L, d},
+	}
+}
+
+// net builds MISSRec's forward pass over the parameter nodes p.
+type net struct {
+	cfg *Config
+	lay *layout
+	p   []*Node
+	// masks are the pre-scaled dropout masks (nil at evaluation).
+	masks []*Node
+}
+
+func (n *net) drop(k int, x *Node) *Node {
+	if n.masks == nil || n.masks[k] == nil {
+		return x
+	}
+	return Mul(x, n.masks[k])
+}
+
+func (n *net) layerNorm(x *Node, l lnorm) *Node {
+	mean := ReduceAndKeep(x, ReduceMean, -1)
+	xc := Sub(x, mean)
+	v := ReduceAndKeep(Square(xc), ReduceMean, -1)
+	y := Div(xc, Sqrt(AddScalar(v, n.cfg.LNEps)))
+	return Add(Mul(y, ExpandDims(n.p[l.g], 0)), ExpandDims(n.p[l.b], 0))
+}
+
+func dense(x, w, b *Node) *Node { return Add(MatMul(x, w), ExpandDims(b, 0)) }
+
+func gelu(x *Node) *Node {
+	return Mul(MulScalar(x, 0.5), AddScalar(Erf(MulScalar(x, 1/math.Sqrt2)), 1))
+}
+
+// l2norm is F.normalize: x / max(‖x‖, 1e-12) along the last axis.
+func l2norm(x *Node) *Node {
+	return Div(x, MaxScalar(Sqrt(ReduceAndKeep(Square(x), ReduceSum, -1)), 1e-12))
+}
+
+// mha is nn.MultiheadAttention (batch first): q from xq [B·Lq, d], keys and
+// values from xkv [B·Lk, d], bias [B, Lk] additive key-padding bias,
+// dropout mask k on the attention weights. It returns [B·Lq, d].
+func (n *net) mha(xq, xkv, bias *Node, a attn, B, Lq, Lk, k int) *Node {
+	d, H := n.cfg.Dim, n.cfg.Heads
+	dh := d / H
+	p := n.p
+	qh := Reshape(dense(xq, p[a.wq], p[a.bq]), B, Lq, H, dh)
+	kh := Reshape(dense(xkv, p[a.wk], p[a.bk]), B, Lk, H, dh)
+	vh := Reshape(dense(xkv, p[a.wv], p[a.bv]), B, Lk, H, dh)
+	scores := MulScalar(Einsum("bqhd,bkhd->bhqk", qh, kh), 1/math.Sqrt(float64(dh)))
+	probs := n.drop(k, Softmax(Add(scores, Reshape(bias, B, 1, 1, Lk)), -1))
+	ctx := Reshape(Einsum("bhqk,bkhd->bqhd", probs, vh), B*Lq, d)
+	return dense(ctx, p[a.wo], p[a.bo])
+}
+
+func (n *net) ffn(x *Node, f ffn, inner int) *Node {
+	p := n.p
+	return dense(n.drop(inner, gelu(dense(x, p[f.w1], p[f.b1]))), p[f.w2], p[f.b2])
+}
+
+// adaptors returns the raw adaptor outputs of every item row (row 0 =
+// padding, whose features are zero): text and image [items+1, d] (nil for a
+// missing modality).
+func (n *net) adaptors(featT, featV *Node) (at, av *Node) {
+	l, p := n.lay, n.p
+	if l.wt >= 0 {
+		at = dense(featT, p[l.wt], p[l.bt])
+	}
+	if l.wv >= 0 {
+		av = dense(featV, p[l.wv], p[l.bv])
+	}
+	return at, av
+}
+
+// idTable is the item-ID embedding with its padding row forced to zero (as
+// nn.Embedding's padding_idx: no output, no gradient); normalised, the
+// real rows are L2-normalised and the padding row stays zero (as
+// F.normalize of a zero row, without the infinite slope of the norm at 0).
+func (n *net) idTable(normalised bool) *Node {
+	e := n.p[n.lay.item]
+	rest := Slice(e, AxisRange(1, e.Shape().Dimensions[0]))
+	if normalised {
+		rest = l2norm(rest)
+	}
+	return Concatenate([]*Node{ZerosLike(Slice(e, AxisRange(0, 1))), rest}, 0)
+}
+
+// encode returns the normalised sequence vectors [B, d] and the encoder
+// output (memory) [B·Q, d]. at/av are the adaptor outputs of all items,
+// seq [B, L] item rows, selfBias [B, L] and memBias [B, Q] additive
+// key-padding biases, interest [B, Q, d] the interest embeddings, last [B]
+// the flat position of each row's last item.
+func (n *net) encode(at, av, seq, selfBias, interest, memBias, last *Node) (s, mem *Node) {
+	c, l, p := n.cfg, n.lay, n.p
+	dims := seq.Shape().Dimensions
+	B, L, Q, d := dims[0], dims[1], interest.Shape().Dimensions[1], c.Dim
+	idx := Reshape(seq, B*L, 1)
+	var x *Node
+	if at != nil {
+		x = Gather(at, idx)
+	}
+	if av != nil {
+		g := Gather(av, idx)
+		if x == nil {
+			x = g
+		} else {
+			x = Add(x, g)
+		}
+	}
+	x = Add(Reshape(x, B, L, d), ExpandDims(Slice(p[l.pos], AxisRange(0, L)), 0))
+	x = Reshape(x, B*L, d)
+	if l.item >= 0 {
+		x = Add(x, Gather(n.idTable(false), idx))
+	}
+	x = n.drop(mDecIn, n.layerNorm(x, l.ln0))
+
+	// Encoder over the interest tokens (no positions, no input norm).
+	src := Reshape(interest, B*Q, d)
+	src = n.layerNorm(Add(src, n.drop(mEncRes1, n.mha(src, src, memBias, l.encSA, B, Q, Q, mEncSA))), l.encLN1)
+	src = n.layerNorm(Add(src, n.drop(mEncRes2, n.ffn(src, l.encFF, mEncFF))), l.encLN2)
+	mem = n.layerNorm(src, l.encNorm)
+
+	// Decoder over the item tokens: bidirectional self-attention, then
+	// cross-attention to the interests.
+	x = n.layerNorm(Add(x, n.drop(mDecRes1, n.mha(x, x, selfBias, l.decSA, B, L, L, mDecSA))), l.decLN1)
+	x = n.layerNorm(Add(x, n.drop(mDecRes2, n.mha(x, mem, memBias, l.decCA, B, L, Q, mDecCA))), l.decLN2)
+	x = n.layerNorm(Add(x, n.drop(mDecRes3, n.ffn(x, l.decFF, mDecFF))), l.decLN3)
+	x = n.layerNorm(x, l.decNorm)
+	s = l2norm(Gather(x, Reshape(last, B, 1)))
+	return s, mem
+}
+
+// scores returns the fused cosine scores (before the temperature) of the
+// sequence vectors s [B, d] against all item rows [B, items+1]: per
+// modality s·norm(adaptor), fused by softmax(f·cosines) weights (dynamic)
+// or averaged (static); transductive adds the ID cosine as (id + 2·fused)/3.
+func (n *net) scores(s, at, av *Node) *Node {
+	c, l, p := n.cfg, n.lay, n.p
+	var ct, cv *Node
+	if at != nil {
+		ct = Einsum("bd,id->bi", s, l2norm(at))
+	}
+	if av != nil {
+		cv = Einsum("bd,id->bi", s, l2norm(av))
+	}
+	var fused *Node
+	switch {
+	case ct == nil:
+		fused = cv
+	case cv == nil:
+		fused = ct
+	case c.Fusion == FusionStatic:
+		fused = MulScalar(Add(ct, cv), 0.5)
+	default:
+		// softmax over the two modalities of f·(a_t, a_v): w_t = σ(f·(a_t − a_v)).
+		diff := Sub(ct, cv)
+		wt := Sigmoid(Mul(diff, Reshape(p[l.fusion]))) // scalar f broadcast
+		fused = Add(cv, Mul(wt, diff))
+	}
+	if l.item >= 0 {
+		ids := Einsum("bd,id->bi", s, n.idTable(true))
+		fused = DivScalar(Add(ids, MulScalar(fused, 2)), 3)
+	}
+	return fused
+}
+
+// trainInputs is the number of non-parameter, non-mask inputs of the
+// training graph.
+const trainInputs = 10
+
+// trainGraph is the training step. Inputs: the parameters, then featT
+// [items+1, dT] and featV [items+1, dV] (a [1, 1] placeholder for a missing
+// modality), seq [B, L] int32, selfBias [B, L], interest [B, Q, d],
+// memBias [B, Q], last [B] int32, target [B] int32 (item row, 0 = padding
+// class), rowW [B] (1 for a real row), regW [B, Q] (the interest
+// regulariser's per-position weight), then the dropout masks. Outputs: total loss, cross-entropy, regulariser, then the
+// gradient of the total loss with respect to every parameter.
+func trainGraph(c *Config, lay *layout) func(in []*Node) []*Node {
+	np := len(lay.specs)
+	return func(in []*Node) []*Node {
+		params := in[:np]
+		featT, featV, seq, selfBias := in[np], in[np+1], in[np+2], in[np+3]
+		interest, memBias, last, target := in[np+4], in[np+5], in[np+6], in[np+7]
+		rowW, regW := in[np+8], in[np+9]
+		masks := in[np+trainInputs:]
+		n := &net{cfg: c, lay: lay, p: params, masks: masks}
+		at, av := n.adaptors(featT, featV)
+		s, mem := n.encode(at, av, seq, selfBias, interest, memBias, last)
+		logits := DivScalar(n.scores(s, at, av), c.Temperature) // [B, items+1]
+		tgt := target
+		if !c.PadClass {
+			cols := logits.Shape().Dimensions[1]
+			logits = Slice(logits, AxisRange(), AxisRange(1, cols))
+			tgt = AddScalar(target, -1)
+		}
+		B, V := logits.Shape().Dimensions[0], logits.Shape().Dimensions[1]
+		mx := StopGradient(ReduceAndKeep(logits, ReduceMax, -1))
+		lse := Add(Log(ReduceSum(Exp(Sub(logits, mx)), -1)), Reshape(mx, B))
+		tl := ReduceSum(Mul(logits, OneHot(tgt, V, dtypes.Float32)), -1)
+		nrows := Max(ReduceAllSum(rowW), ScalarOne(rowW.Graph(), rowW.DType()))
+		ce := Div(ReduceAllSum(Mul(Sub(lse, tl), rowW)), nrows)
+		// Interest regulariser: Σ_b Σ_d (Σ_j w_bj · mem_bj,d)² / d.
+		Q := regW.Shape().Dimensions[1]
+		pooled := Einsum("bq,bqd->bd", regW, Reshape(mem, B, Q, c.Dim))
+		reg := DivScalar(ReduceAllSum(Square(pooled)), float64(c.Dim))
+		loss := Add(ce, MulScalar(reg, c.Gamma))
+		return append([]*Node{loss, ce, reg}, Gradient(loss, params...)...)
+	}
+}
+
+// evalGraph encodes histories without dropout: the parameters, then featT,
+// featV, seq, selfBias, interest, memBias, last as in trainGraph. It returns
+// the normalised sequence vectors [B, d].
+func evalGraph(c *Config, lay *layout) func(in []*Node) []*Node {
+	np := len(lay.specs)
+	return func(in []*Node) []*Node {
+		n := &net{cfg: c, lay: lay, p: in[:np]}
+		at, av := n.adaptors(in[np], in[np+1])
+		s, _ := n.encode(at, av, in[np+2], in[np+3], in[np+4], in[np+5], in[np+6])
+		return []*Node{s}
+	}
+}
+
+// itemGraph returns the item-side tables of the current parameters: the
+// raw adaptor outputs (interest discovery) and their normalised versions
+// (scoring) for text and image, and the normalised ID embeddings
+// (transductive), each [items+1, d]; a missing part is a [1, 1] zero.
+func itemGraph(c *Config, lay *layout) func(in []*Node) []*Node {
+	np := len(lay.specs)
+	return func(in []*Node) []*Node {
+		n := &net{cfg: c, lay: lay, p: in[:np]}
+		at, av := n.adaptors(in[np], in[np+1])
+		g := in[np].Graph()
+		zero := func() *Node { return Zeros(g, shapes.Make(dtypes.Float32, 1, 1)) }
+		out := make([]*Node, 5)
+		for k := range out {
+			out[k] = zero()
+		}
+		if at != nil {
+			out[0], out[1] = at, l2norm(at)
+		}
+		if av != nil {
+			out[2], out[3] = av, l2norm(av)
+		}
+		if lay.item >= 0 {
+			out[4] = n.idTable(true)
+		}
+		return out
+	}
+}

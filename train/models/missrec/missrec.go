@@ -1,0 +1,579 @@
+// Package missrec is MISSRec (Wang et al., ACM MM 2023: multi-modal
+// interest-aware sequence representation) fine-tuned on a dataset's
+// sequences, as the reference code (gimpong/MM23-MISSRec) runs it — see
+// research/models.md §3.
+//
+// Items are represented by linear adaptors of their text and image
+// features (any input dimension → dim, 300 by default); an item token is
+// the sum of the two, plus a learned position and, in transductive mode,
+// an item-ID embedding. Before every epoch the adaptor outputs of all items
+// and both modalities are clustered (the reference's one-pass mini-batch
+// k-means, kmeans.go); every item gets a text and an image interest id and
+// the centroids become the interest embeddings. A sequence's sorted unique
+// interest ids go through a one-layer transformer encoder (no positions);
+// a one-layer decoder over the item tokens (bidirectional self-attention,
+// cross-attention to the interests) gives, at the last position, the
+// L2-normalised sequence vector s. An item's score is the user-adaptive
+// fusion of the per-modality cosines of s with the normalised adaptor
+// outputs (weights softmax(f·cosines), f learnable, 0 at start), averaged
+// 1:2 with the ID cosine in transductive mode, divided by the temperature.
+// The loss is full-softmax cross-entropy at the last position of every
+// RecBole prefix row plus gamma times the interest regulariser (the
+// squared norm of a weighted sum of the encoder outputs).
+//
+// The dense model is a GoMLX graph (train/gx); parameters, Adam moments,
+// the interest tables and dropout draws stay on the host, so checkpoints
+// and resume work as for every other model. Evaluation is seq-loo: every
+// user's history (train for valid, train+valid for test, last max_len
+// items) against all items, history not masked.
+package missrec
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/gomlx/compute"
+
+	"github.com/mmpipe/mmpipe/store"
+	"github.com/mmpipe/mmpipe/train"
+	"github.com/mmpipe/mmpipe/train/eval"
+	"github.com/mmpipe/mmpipe/train/gx"
+	"github.com/mmpipe/mmpipe/train/sparse"
+)
+
+// Factory describes MISSRec to the trainer.
+func Factory() *train.Factory {
+	return &train.Factory{
+		Name:      "missrec",
+		Describe:  "MISSRec: interest-aware multi-modal sequence model (text+image adaptors, interest clustering, encoder-decoder), full-softmax fine-tuning (GoMLX)",
+		Protocol:  eval.SeqLOO,
+		NewConfig: func() train.ModelConfig { return DefaultConfig() },
+		// RecBole's trainer: at most 300 epochs, validation every epoch,
+		// early stop after 10 validations without a better NDCG@10.
+		Defaults: func(c *train.Config) { c.Epochs, c.Patience, c.EvalEvery = 300, 10, 1 },
+		New:      New,
+	}
+}
+
+// Model is a MISSRec being fine-tuned.
+type Model struct {
+	cfg      *Config
+	lay      *layout
+	numItems int
+	numUsers int
+	workers  int
+	split    *store.Split
+
+	featT, featV []float32 // [items+1, dT|dV] (row 0 = padding, zero); a [1, 1] zero when missing
+	dimT, dimV   int
+
+	offs    []int // parameter k is params[offs[k]:offs[k+1]]
+	params  []float32
+	grad    []float32
+	opt     *sparse.Adam
+	backend compute.Backend
+	trainP  *gx.Program
+	evalP   *gx.Program
+	itemP   *gx.Program
+
+	// Interest tables (state): item index → text/image interest id (1..K),
+	// the interest embeddings [K+1, dim] (row 0 = 0), and whether they have
+	// been computed.
+	numInterest int
+	lookT       []int64
+	lookV       []int64
+	interest    []float32
+	clustered   int64
+
+	hist    [][]int32
+	rows    []prefix
+	lens    []int
+	members [][]int
+	batches int
+
+	planSeed int64
+	planPos  int64
+	plan     *plan
+	planFor  int64
+}
+
+// New builds a MISSRec for env's dataset.
+func New(env *train.Env) (train.Model, error) {
+	cfg, ok := env.Config.Model.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("missrec: config is %T", env.Config.Model)
+	}
+	if cfg.Stage == StagePretrain {
+		return nil, fmt.Errorf("missrec: stage=pretrain is not implemented yet; use stage=finetune")
+	}
+	d := env.Data
+	m := &Model{cfg: cfg, numItems: d.NumItems, numUsers: d.NumUsers, workers: max(env.Workers, 1), split: d.Split}
+	var err error
+	if m.featT, m.dimT, err = readFeatures(d, cfg.TextFeatures); err != nil {
+		return nil, err
+	}
+	if m.featV, m.dimV, err = readFeatures(d, cfg.ImageFeatures); err != nil {
+		return nil, err
+	}
+	if m.backend, err = gx.NewBackend(""); err != nil {
+		return nil, fmt.Errorf("missrec: %w", err)
+	}
+	m.lay = paramLayout(cfg, d.NumItems, m.dimT, m.dimV)
+	m.offs = []int{0}
+	for _, s := range m.lay.specs {
+		m.offs = append(m.offs, m.offs[len(m.offs)-1]+prod(s.shape))
+	}
+	total := m.offs[len(m.offs)-1]
+	m.params, m.grad = make([]float32, total), make([]float32, total)
+	m.init(env.InitRNG.Rand)
+	acfg := sparse.DefaultAdam(cfg.LR)
+	acfg.WeightDecay = cfg.WeightDecay
+	m.opt = sparse.NewAdam(acfg, total, m.workers)
+
+	mods := 0
+	if m.dimT > 0 {
+		mods++
+		m.lookT = make([]int64, d.NumItems)
+	}
+	if m.dimV > 0 {
+		mods++
+		m.lookV = make([]int64, d.NumItems)
+	}
+	m.numInterest = numInterests(mods*d.NumItems, cfg.InterestRatio)
+	m.interest = make([]float32, (m.numInterest+1)*cfg.Dim)
+
+	if m.hist, err = histories(d.Split, d.NumUsers, store.PartTrain); err != nil {
+		return nil, fmt.Errorf("missrec: %w", err)
+	}
+	m.rows = prefixes(m.hist)
+	m.lens, m.members = buckets(m.rows, cfg.LenBucket, cfg.MaxLen)
+	m.batches = countBatches(m.members, cfg.BatchSize)
+
+	if m.trainP, err = gx.NewProgram(m.backend, "missrec.train", 256, trainGraph(cfg, m.lay)); err != nil {
+		return nil, err
+	}
+	if m.evalP, err = gx.NewProgram(m.backend, "missrec.eval", 128, evalGraph(cfg, m.lay)); err != nil {
+		return nil, err
+	}
+	if m.itemP, err = gx.NewProgram(m.backend, "missrec.items", 4, itemGraph(cfg, m.lay)); err != nil {
+		return nil, err
+	}
+	env.Log.Info("missrec", "backend", m.backend.Name(), "mode", cfg.Mode, "parameters", total,
+		"text_dim", m.dimT, "image_dim", m.dimV, "interests", m.numInterest, "rows", len(m.rows),
+		"buckets", fmt.Sprint(m.lens), "batches_per_epoch", m.batches)
+	return m, nil
+}
+
+func prod(s []int) int {
+	n := 1
+	for _, x := range s {
+		n *= x
+	}
+	return n
+}
+
+// readFeatures reads a feature file into an [items+1, dim] table whose row
+// 0 (padding) and the rows of items without a vector are zero. name ""
+// gives a [1, 1] zero placeholder and dim 0.
+func readFeatures(d *train.Data, name string) ([]float32, int, error) {
+	if name == "" {
+		return make([]float32, 1), 0, nil
+	}
+	ff, err := d.Features(name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("missrec: %w", err)
+	}
+	defer ff.Close()
+	if ff.Tokens() > 0 {
+		return nil, 0, fmt.Errorf("missrec: features %q are a token file; use pooled features", name)
+	}
+	dim := ff.Dim()
+	out := make([]float32, (d.NumItems+1)*dim)
+	for r := range d.NumItems {
+		if ff.Valid(r) {
+			copy(out[(r+1)*dim:(r+2)*dim], ff.Vector(r))
+		}
+	}
+	return out, dim, nil
+}
+
+// init draws the parameters (see paramLayout).
+func (m *Model) init(rng *rand.Rand) {
+	for k, s := range m.lay.specs {
+		p := m.params[m.offs[k]:m.offs[k+1]]
+		switch s.init {
+		case initNormal:
+			for j := range p {
+				p[j] = float32(rng.NormFloat64() * m.cfg.InitStd)
+			}
+		case initXavier, initUniform:
+			for j := range p {
+				p[j] = float32((2*rng.Float64() - 1) * s.bound)
+			}
+		case initOnes:
+			for j := range p {
+				p[j] = 1
+			}
+		}
+	}
+	if m.lay.item >= 0 { // padding_idx row
+		clear(m.params[m.offs[m.lay.item] : m.offs[m.lay.item]+m.cfg.Dim])
+	}
+}
+
+// BatchesPerEpoch implements train.Model.
+func (m *Model) BatchesPerEpoch() int { return m.batches }
+
+func (m *Model) commonArgs(args []any) []any {
+	for k, s := range m.lay.specs {
+		args = append(args, gx.F32(m.params[m.offs[k]:m.offs[k+1]], s.shape...))
+	}
+	ft, fv := []int{1, 1}, []int{1, 1}
+	if m.dimT > 0 {
+		ft = []int{m.numItems + 1, m.dimT}
+	}
+	if m.dimV > 0 {
+		fv = []int{m.numItems + 1, m.dimV}
+	}
+	return append(args, gx.F32(m.featT, ft...), gx.F32(m.featV, fv...))
+}
+
+// itemTables runs the item program: raw and normalised adaptor outputs
+// (text, image) and normalised ID embeddings, [items+1, dim] each (nil when
+// absent).
+func (m *Model) itemTables() ([5][]float32, error) {
+	var out [5][]float32
+	outs, err := m.itemP.Run(m.commonArgs(nil)...)
+	if err != nil {
+		return out, fmt.Errorf("missrec: %w", err)
+	}
+	present := [5]bool{m.dimT > 0, m.dimT > 0, m.dimV > 0, m.dimV > 0, m.lay.item >= 0}
+	for k, t := range outs {
+		if !present[k] {
+			gx.Release(t)
+			continue
+		}
+		out[k] = make([]float32, (m.numItems+1)*m.cfg.Dim)
+		if err := gx.CopyF32(out[k], t); err != nil {
+			gx.Release(outs[k+1:]...)
+			return out, fmt.Errorf("missrec: item table %d: %w", k, err)
+		}
+	}
+	return out, nil
+}
+
+// discover is the interest discovery of an epoch's start: k-means over the
+// current adaptor outputs of every item, text tokens then image tokens.
+func (m *Model) discover(seed uint64) error {
+	tabs, err := m.itemTables()
+	if err != nil {
+		return err
+	}
+	d, n := m.cfg.Dim, m.numItems
+	var toks []float32
+	for _, t := range [][]float32{tabs[0], tabs[2]} {
+		if t != nil {
+			toks = append(toks, t[d:]...) // rows 1..items
+		}
+	}
+	tokens := sparse.Mat{Rows: len(toks) / d, Cols: d, Data: toks}
+	labels, cent, err := kmeans(tokens, m.numInterest, m.cfg.KMeansBatch, m.cfg.KMeansAbs,
+		rand.New(rand.NewPCG(seed, 0x6b6d)), m.workers)
+	if err != nil {
+		return fmt.Errorf("missrec: interest discovery: %w", err)
+	}
+	off := 0
+	for _, look := range [][]int64{m.lookT, m.lookV} {
+		if look == nil {
+			continue
+		}
+		for i := range n {
+			look[i] = int64(labels[off+i]) + 1
+		}
+		off += n
+	}
+	clear(m.interest[:d])
+	copy(m.interest[d:], cent.Data)
+	m.clustered = 1
+	return nil
+}
+
+// interestEmb gathers the interest embeddings of ids [B·Q] into [B·Q, dim].
+func (m *Model) interestEmb(ids []int32) []float32 {
+	d := m.cfg.Dim
+	out := make([]float32, len(ids)*d)
+	for k, id := range ids {
+		copy(out[k*d:(k+1)*d], m.interest[int(id)*d:(int(id)+1)*d])
+	}
+	return out
+}
+
+// TrainBatch runs one Adam step on the next batch of the epoch plan; the
+// first batch of an epoch first runs the interest discovery.
+func (m *Model) TrainBatch(ctx context.Context, rng *train.RNG) (train.Losses, error) {
+	if m.planPos == 0 || m.plan == nil || m.planFor != m.planSeed {
+		if m.planPos == 0 {
+			m.planSeed = int64(rng.Uint64() >> 1)
+			if err := m.discover(rng.Uint64()); err != nil {
+				return nil, err
+			}
+		}
+		m.plan = newPlan(m.members, m.cfg.BatchSize, uint64(m.planSeed))
+		m.planFor = m.planSeed
+	}
+	ref := m.plan.batches[m.planPos]
+	m.planPos++
+	if int(m.planPos) == len(m.plan.batches) {
+		m.planPos = 0
+	}
+	c := m.cfg
+	B, L := c.BatchSize, m.lens[ref.bucket]
+	rs := m.plan.order[ref.bucket][ref.lo:ref.hi]
+	hs := make([][]int32, len(rs))
+	target := make([]int32, B)
+	rowW := make([]float32, B)
+	for r, ri := range rs {
+		p := m.rows[ri]
+		s := m.hist[p.user]
+		hs[r] = s[max(0, int(p.end)-c.MaxLen):p.end]
+		target[r] = s[p.end] + 1
+		rowW[r] = 1
+	}
+	in := buildBatch(hs, B, L, c.LenBucket, m.lookT, m.lookV, c.MaxLen)
+	losses, err := m.step(in, target, rowW, rng)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.opt.Update(m.params, m.grad); err != nil {
+		return nil, err
+	}
+	return losses, nil
+}
+
+// step runs the training graph on a batch and leaves the gradient in
+// m.grad. rng draws the dropout masks (nil: no dropout).
+func (m *Model) step(in *batchInputs, target []int32, rowW []float32, rng *train.RNG) (train.Losses, error) {
+	c := m.cfg
+	B, L, Q := in.B, in.L, in.Q
+	args := m.commonArgs(make([]any, 0, len(m.lay.specs)+trainInputs+numMasks))
+	args = append(args, gx.I32(in.seq, B, L), gx.F32(in.selfBias, B, L),
+		gx.F32(m.interestEmb(in.ids), B, Q, c.Dim), gx.F32(in.memBias, B, Q), gx.I32(in.last, B),
+		gx.I32(target, B), gx.F32(rowW, B), gx.F32(in.regW, B, Q))
+	for _, dims := range maskDims(c, B, L, Q) {
+		p := c.Dropout
+		if rng == nil {
+			p = 0
+		}
+		args = append(args, gx.F32(dropMask(rng, prod(dims), p), dims...))
+	}
+	outs, err := m.trainP.Run(args...)
+	if err != nil {
+		return nil, fmt.Errorf("missrec: %w", err)
+	}
+	var vals [3]float64
+	for k := range vals {
+		if vals[k], err = gx.Scalar(outs[k]); err != nil {
+			gx.Release(outs[k+1:]...)
+			return nil, err
+		}
+	}
+	for k := range m.lay.specs {
+		if err := gx.CopyF32(m.grad[m.offs[k]:m.offs[k+1]], outs[k+3]); err != nil {
+			gx.Release(outs[k+4:]...)
+			return nil, fmt.Errorf("missrec: gradient %d: %w", k, err)
+		}
+	}
+	if math.IsNaN(vals[0]) || math.IsInf(vals[0], 0) {
+		return nil, fmt.Errorf("missrec: loss is %v", vals[0])
+	}
+	return train.Losses{"loss": vals[0], "ce": vals[1], "reg": vals[2]}, nil
+}
+
+// dropMask returns n inverted-dropout factors: 0 with probability p, else
+// 1/(1-p) (all ones when p = 0). Each factor uses 16 bits of one draw.
+// Copied from train/models/sasrec.
+func dropMask(rng *train.RNG, n int, p float64) []float32 {
+	out := make([]float32, n)
+	if p <= 0 {
+		for k := range out {
+			out[k] = 1
+		}
+		return out
+	}
+	keep := float32(1 / (1 - p))
+	thr := uint64(math.Round(p * 65536))
+	for k := 0; k < n; k += 4 {
+		v := rng.Uint64()
+		for j := k; j < min(k+4, n); j++ {
+			if v&0xffff >= thr {
+				out[j] = keep
+			}
+			v >>= 16
+		}
+	}
+	return out
+}
+
+// Scorer encodes every user's history (training items for valid; training
+// and valid items for test; the last max_len of them) and scores all items
+// with the fused cosine of §3.5 divided by the temperature.
+func (m *Model) Scorer(ctx context.Context, part int8) (eval.ScoreFunc, error) {
+	if m.clustered == 0 {
+		// Scoring before any training: discover interests once from the
+		// initial adaptors (a fixed seed, so repeated calls agree).
+		if err := m.discover(0); err != nil {
+			return nil, err
+		}
+	}
+	upTo := store.PartTrain
+	if part == store.PartTest {
+		upTo = store.PartValid
+	}
+	hist, err := histories(m.split, m.numUsers, upTo)
+	if err != nil {
+		return nil, fmt.Errorf("missrec: %w", err)
+	}
+	users, err := m.Encode(ctx, hist)
+	if err != nil {
+		return nil, err
+	}
+	tabs, err := m.itemTables()
+	if err != nil {
+		return nil, err
+	}
+	return m.fusedScorer(users, tabs), nil
+}
+
+// fusedScorer scores users (rows of s, normalised sequence vectors) against
+// every item (rows 1.. of the normalised tables).
+func (m *Model) fusedScorer(s sparse.Mat, tabs [5][]float32) eval.ScoreFunc {
+	d, n := m.cfg.Dim, m.numItems
+	tr := func(t []float32) sparse.Mat {
+		if t == nil {
+			return sparse.Mat{}
+		}
+		return sparse.Mat{Rows: n, Cols: d, Data: t[d:]}.Transpose()
+	}
+	tT, tV, tE := tr(tabs[1]), tr(tabs[3]), tr(tabs[4])
+	f := float64(m.params[m.offs[m.lay.fusion]])
+	static := m.cfg.Fusion == FusionStatic
+	invTau := float32(1 / m.cfg.Temperature)
+	return func(us []int32, scores []float32) error {
+		if len(scores) != len(us)*n {
+			return fmt.Errorf("missrec: score buffer of %d for %d users × %d items", len(scores), len(us), n)
+		}
+		u := sparse.NewMat(len(us), d)
+		if err := sparse.Gather(u, s, us); err != nil {
+			return err
+		}
+		out := sparse.Mat{Rows: len(us), Cols: n, Data: scores}
+		var ct, cv, ce []float32
+		mul := func(t sparse.Mat) ([]float32, error) {
+			if t.Data == nil {
+				return nil, nil
+			}
+			o := sparse.NewMat(len(us), n)
+			return o.Data, sparse.MulABtT(o, u, t, 1)
+		}
+		var err error
+		if ct, err = mul(tT); err != nil {
+			return err
+		}
+		if cv, err = mul(tV); err != nil {
+			return err
+		}
+		if ce, err = mul(tE); err != nil {
+			return err
+		}
+		for k := range out.Data {
+			var fused float32
+			switch {
+			case ct == nil:
+				fused = cv[k]
+			case cv == nil:
+				fused = ct[k]
+			case static:
+				fused = (ct[k] + cv[k]) * 0.5
+			default:
+				diff := ct[k] - cv[k]
+				w := float32(1 / (1 + math.Exp(-f*float64(diff))))
+				fused = cv[k] + w*diff
+			}
+			if ce != nil {
+				fused = (ce[k] + 2*fused) / 3
+			}
+			out.Data[k] = fused * invTau
+		}
+		return nil
+	}
+}
+
+// Encode returns the normalised sequence vector of each history, without
+// dropout; an empty history gives a zero row.
+func (m *Model) Encode(ctx context.Context, hist [][]int32) (sparse.Mat, error) {
+	c := m.cfg
+	out := sparse.NewMat(len(hist), c.Dim)
+	groups := map[int][]int{}
+	for u, h := range hist {
+		if len(h) == 0 {
+			continue
+		}
+		l := bucketLen(min(len(h), c.MaxLen), c.LenBucket, c.MaxLen)
+		groups[l] = append(groups[l], u)
+	}
+	B := c.EvalBatch
+	for L, us := range groups {
+		for lo := 0; lo < len(us); lo += B {
+			if err := ctx.Err(); err != nil {
+				return sparse.Mat{}, err
+			}
+			part := us[lo:min(lo+B, len(us))]
+			hs := make([][]int32, len(part))
+			for r, u := range part {
+				h := hist[u]
+				hs[r] = h[max(0, len(h)-c.MaxLen):]
+			}
+			in := buildBatch(hs, B, L, c.LenBucket, m.lookT, m.lookV, c.MaxLen)
+			args := m.commonArgs(make([]any, 0, len(m.lay.specs)+7))
+			args = append(args, gx.I32(in.seq, B, L), gx.F32(in.selfBias, B, L),
+				gx.F32(m.interestEmb(in.ids), B, in.Q, c.Dim), gx.F32(in.memBias, B, in.Q), gx.I32(in.last, B))
+			outs, err := m.evalP.Run(args...)
+			if err != nil {
+				return sparse.Mat{}, fmt.Errorf("missrec: %w", err)
+			}
+			h := make([]float32, B*c.Dim)
+			if err := gx.CopyF32(h, outs[0]); err != nil {
+				return sparse.Mat{}, err
+			}
+			for r, u := range part {
+				copy(out.Row(u), h[r*c.Dim:(r+1)*c.Dim])
+			}
+		}
+	}
+	return out, nil
+}
+
+// State implements train.Model: parameters, Adam state, the interest
+// tables of the current epoch and the epoch plan position.
+func (m *Model) State() []train.Tensor {
+	total := m.offs[len(m.offs)-1]
+	st := []train.Tensor{
+		train.F32Tensor("params", m.params, total),
+		train.F32Tensor("adam.m", m.opt.M, total),
+		train.F32Tensor("adam.v", m.opt.V, total),
+		train.ScalarI64("adam.step", &m.opt.Step),
+		train.ScalarI64("plan.seed", &m.planSeed),
+		train.ScalarI64("plan.pos", &m.planPos),
+		train.F32Tensor("interest.embeddings", m.interest, m.numInterest+1, m.cfg.Dim),
+		train.ScalarI64("interest.ready", &m.clustered),
+	}
+	if m.lookT != nil {
+		st = append(st, train.I64Tensor("interest.text", m.lookT, len(m.lookT)))
+	}
+	if m.lookV != nil {
+		st = append(st, train.I64Tensor("interest.image", m.lookV, len(m.lookV)))
+	}
+	return st
+}

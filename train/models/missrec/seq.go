@@ -1,0 +1,227 @@
+package missrec
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/mmpipe/mmpipe/store"
+)
+
+// histories returns each user's items of the parts ≤ upTo (train only for
+// store.PartTrain; train then valid for store.PartValid), in chronological
+// order (timestamp, then row order). Copied from train/models/sasrec.
+func histories(s *store.Split, numUsers int, upTo int8) ([][]int32, error) {
+	type row struct {
+		ts   int64
+		part int8
+		k    int
+	}
+	per := make([][]row, numUsers)
+	for k, u := range s.User {
+		p := s.Part[k]
+		if p > upTo {
+			continue
+		}
+		if u < 0 || int(u) >= numUsers {
+			return nil, fmt.Errorf("split row %d: user %d outside [0, %d)", k, u, numUsers)
+		}
+		var ts int64
+		if len(s.Timestamp) > k {
+			ts = s.Timestamp[k]
+		}
+		per[u] = append(per[u], row{ts, p, k})
+	}
+	out := make([][]int32, numUsers)
+	for u, rs := range per {
+		slices.SortStableFunc(rs, func(a, b row) int {
+			if c := cmp.Compare(a.part, b.part); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ts, b.ts)
+		})
+		seq := make([]int32, len(rs))
+		for j, r := range rs {
+			seq[j] = s.Item[r.k]
+		}
+		out[u] = seq
+	}
+	return out, nil
+}
+
+// prefix is one training row, as RecBole builds them: the history
+// hist[user][max(0, end−max_len):end] predicts hist[user][end].
+type prefix struct {
+	user int32
+	end  int32
+}
+
+// prefixes lists every training row: each item after a user's first is a
+// target once.
+func prefixes(hist [][]int32) []prefix {
+	var out []prefix
+	for u, s := range hist {
+		for t := 1; t < len(s); t++ {
+			out = append(out, prefix{int32(u), int32(t)})
+		}
+	}
+	return out
+}
+
+// bucketLen rounds n up to a multiple of step, at most limit.
+func bucketLen(n, step, limit int) int {
+	return min(limit, (n+step-1)/step*step)
+}
+
+// buckets groups row indices by padded history length (ascending).
+func buckets(rows []prefix, step, maxLen int) (lens []int, members [][]int) {
+	idx := map[int]int{}
+	for k, r := range rows {
+		l := bucketLen(min(int(r.end), maxLen), step, maxLen)
+		b, ok := idx[l]
+		if !ok {
+			b = len(lens)
+			idx[l] = b
+			lens = append(lens, l)
+			members = append(members, nil)
+		}
+		members[b] = append(members[b], k)
+	}
+	perm := make([]int, len(lens))
+	for k := range perm {
+		perm[k] = k
+	}
+	slices.SortFunc(perm, func(a, b int) int { return cmp.Compare(lens[a], lens[b]) })
+	sl, sm := make([]int, len(lens)), make([][]int, len(lens))
+	for k, p := range perm {
+		sl[k], sm[k] = lens[p], members[p]
+	}
+	return sl, sm
+}
+
+// countBatches is the number of batches of every epoch.
+func countBatches(members [][]int, batch int) int {
+	n := 0
+	for _, m := range members {
+		n += (len(m) + batch - 1) / batch
+	}
+	return n
+}
+
+// batchRef is one batch of an epoch plan: rows order[bucket][lo:hi].
+type batchRef struct{ bucket, lo, hi int }
+
+// plan is an epoch's order: rows shuffled inside their length bucket, cut
+// into batches, the batches shuffled.
+type plan struct {
+	order   [][]int
+	batches []batchRef
+}
+
+// newPlan draws an epoch plan from seed.
+func newPlan(members [][]int, batch int, seed uint64) *plan {
+	r := rand.New(rand.NewPCG(seed, 0x3155ec))
+	p := &plan{order: make([][]int, len(members))}
+	for b, m := range members {
+		o := slices.Clone(m)
+		r.Shuffle(len(o), func(i, j int) { o[i], o[j] = o[j], o[i] })
+		p.order[b] = o
+		for lo := 0; lo < len(o); lo += batch {
+			p.batches = append(p.batches, batchRef{bucket: b, lo: lo, hi: min(lo+batch, len(o))})
+		}
+	}
+	r.Shuffle(len(p.batches), func(i, j int) { p.batches[i], p.batches[j] = p.batches[j], p.batches[i] })
+	return p
+}
+
+// interestSet returns the sorted unique interest ids of a history, as the
+// reference builds them: the text and the image cluster id (+1) of every
+// item, and 0 when the reference's max_len-long padded sequence has padding
+// (len(h) < maxLen), since the padding positions look up id 0. lookT and
+// lookV map item index → id (nil for a missing modality).
+func interestSet(h []int32, lookT, lookV []int64, maxLen int, buf []int32) []int32 {
+	buf = buf[:0]
+	if len(h) < maxLen {
+		buf = append(buf, 0)
+	}
+	for _, it := range h {
+		if lookT != nil {
+			buf = append(buf, int32(lookT[it]))
+		}
+		if lookV != nil {
+			buf = append(buf, int32(lookV[it]))
+		}
+	}
+	slices.Sort(buf)
+	return slices.Compact(buf)
+}
+
+// batchInputs are the host-side inputs of one batch of histories.
+type batchInputs struct {
+	B, L, Q  int
+	seq      []int32   // [B, L] item rows (index+1), 0 = padding
+	selfBias []float32 // [B, L] 0 or maskBias
+	last     []int32   // [B] flat position of the last item
+	ids      []int32   // [B, Q] interest ids, 0 = padding
+	memBias  []float32 // [B, Q]
+	regW     []float32 // [B, Q] regulariser weights
+	nq       int       // the reference's N_q: the batch's largest interest set
+}
+
+// maskBias is the additive bias of a masked key (exp underflows to 0; a row
+// with every key masked gets uniform weights instead of NaN).
+const maskBias = -1e9
+
+// buildBatch lays out histories (each already cut to max_len, at most L
+// items) for a batch of B rows: items left-aligned, interest sets
+// right-padded with 0 to a multiple of qStep. The regulariser weight of row
+// b is (its non-padding interests)/N_q on the first N_q positions (N_q = the
+// batch's largest set, as the reference pads to it) and 0 after.
+func buildBatch(hs [][]int32, B, L, qStep int, lookT, lookV []int64, maxLen int) *batchInputs {
+	in := &batchInputs{B: B, L: L, seq: make([]int32, B*L), selfBias: make([]float32, B*L), last: make([]int32, B)}
+	sets := make([][]int32, len(hs))
+	for r, h := range hs {
+		sets[r] = interestSet(h, lookT, lookV, maxLen, nil)
+		in.nq = max(in.nq, len(sets[r]))
+	}
+	in.Q = max(qStep, (in.nq+qStep-1)/qStep*qStep)
+	Q := in.Q
+	in.ids, in.memBias, in.regW = make([]int32, B*Q), make([]float32, B*Q), make([]float32, B*Q)
+	for r := range B {
+		var h []int32
+		if r < len(hs) {
+			h = hs[r]
+		}
+		for t := range L {
+			if t < len(h) {
+				in.seq[r*L+t] = h[t] + 1
+			} else {
+				in.selfBias[r*L+t] = maskBias
+			}
+		}
+		in.last[r] = int32(r*L + max(len(h)-1, 0))
+		var set []int32
+		if r < len(sets) {
+			set = sets[r]
+		}
+		real := 0
+		for j := range Q {
+			if j < len(set) {
+				in.ids[r*Q+j] = set[j]
+			}
+			if in.ids[r*Q+j] == 0 {
+				in.memBias[r*Q+j] = maskBias
+			} else {
+				real++
+			}
+		}
+		if in.nq > 0 {
+			w := float32(real) / float32(in.nq)
+			for j := range in.nq {
+				in.regW[r*Q+j] = w
+			}
+		}
+	}
+	return in
+}
