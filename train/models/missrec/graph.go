@@ -1,6 +1,7 @@
 package missrec
 
 import (
+	"github.com/mmpipe/mmpipe/train/gx"
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
@@ -150,18 +151,12 @@ func (n *net) drop(k int, x *Node) *Node {
 }
 
 func (n *net) layerNorm(x *Node, l lnorm) *Node {
-	mean := ReduceAndKeep(x, ReduceMean, -1)
-	xc := Sub(x, mean)
-	v := ReduceAndKeep(Square(xc), ReduceMean, -1)
-	y := Div(xc, Sqrt(AddScalar(v, n.cfg.LNEps)))
-	return Add(Mul(y, ExpandDims(n.p[l.g], 0)), ExpandDims(n.p[l.b], 0))
+	return gx.LayerNorm(x, n.p[l.g], n.p[l.b], n.cfg.LNEps)
 }
 
-func dense(x, w, b *Node) *Node { return Add(MatMul(x, w), ExpandDims(b, 0)) }
+func dense(x, w, b *Node) *Node { return gx.Dense(x, w, b) }
 
-func gelu(x *Node) *Node {
-	return Mul(MulScalar(x, 0.5), AddScalar(Erf(MulScalar(x, 1/math.Sqrt2)), 1))
-}
+func gelu(x *Node) *Node { return gx.GELU(x) }
 
 // l2norm is F.normalize: x / max(‖x‖, 1e-12) along the last axis.
 func l2norm(x *Node) *Node {

@@ -31,6 +31,7 @@ package missrec
 import (
 	"context"
 	"fmt"
+	"github.com/mmpipe/mmpipe/train/seqdata"
 	"math"
 	"math/rand/v2"
 
@@ -144,7 +145,7 @@ func New(env *train.Env) (train.Model, error) {
 	m.numInterest = numInterests(mods*d.NumItems, cfg.InterestRatio)
 	m.interest = make([]float32, (m.numInterest+1)*cfg.Dim)
 
-	if m.hist, err = histories(d.Split, d.NumUsers, store.PartTrain); err != nil {
+	if m.hist, err = seqdata.Histories(d.Split, d.NumUsers, store.PartTrain); err != nil {
 		return nil, fmt.Errorf("missrec: %w", err)
 	}
 	m.rows = prefixes(m.hist)
@@ -366,7 +367,7 @@ func (m *Model) step(in *batchInputs, target []int32, rowW []float32, rng *train
 		if rng == nil {
 			p = 0
 		}
-		args = append(args, gx.F32(dropMask(rng, prod(dims), p), dims...))
+		args = append(args, gx.F32(seqdata.DropMask(rng, prod(dims), p), dims...))
 	}
 	outs, err := m.trainP.Run(args...)
 	if err != nil {
@@ -391,31 +392,6 @@ func (m *Model) step(in *batchInputs, target []int32, rowW []float32, rng *train
 	return train.Losses{"loss": vals[0], "ce": vals[1], "reg": vals[2]}, nil
 }
 
-// dropMask returns n inverted-dropout factors: 0 with probability p, else
-// 1/(1-p) (all ones when p = 0). Each factor uses 16 bits of one draw.
-// Copied from train/models/sasrec.
-func dropMask(rng *train.RNG, n int, p float64) []float32 {
-	out := make([]float32, n)
-	if p <= 0 {
-		for k := range out {
-			out[k] = 1
-		}
-		return out
-	}
-	keep := float32(1 / (1 - p))
-	thr := uint64(math.Round(p * 65536))
-	for k := 0; k < n; k += 4 {
-		v := rng.Uint64()
-		for j := k; j < min(k+4, n); j++ {
-			if v&0xffff >= thr {
-				out[j] = keep
-			}
-			v >>= 16
-		}
-	}
-	return out
-}
-
 // Scorer encodes every user's history (training items for valid; training
 // and valid items for test; the last max_len of them) and scores all items
 // with the fused cosine of §3.5 divided by the temperature.
@@ -431,7 +407,7 @@ func (m *Model) Scorer(ctx context.Context, part int8) (eval.ScoreFunc, error) {
 	if part == store.PartTest {
 		upTo = store.PartValid
 	}
-	hist, err := histories(m.split, m.numUsers, upTo)
+	hist, err := seqdata.Histories(m.split, m.numUsers, upTo)
 	if err != nil {
 		return nil, fmt.Errorf("missrec: %w", err)
 	}

@@ -1,6 +1,7 @@
 package missrec
 
 import (
+	"github.com/mmpipe/mmpipe/train/seqdata"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -484,7 +485,7 @@ func checkGradients(t *testing.T, mode string) {
 		gx.F32(emb, B, in.Q, c.Dim), gx.F32(in.memBias, B, in.Q), gx.I32(in.last, B), gx.I32(target, B),
 		gx.F32(rowW, B), gx.F32(in.regW, B, in.Q))
 	for _, dims := range maskDims(c, B, L, in.Q) {
-		args = append(args, gx.F32(dropMask(nil, prod(dims), 0), dims...))
+		args = append(args, gx.F32(seqdata.DropMask(nil, prod(dims), 0), dims...))
 	}
 	outs, err := prog.Run(args...)
 	if err != nil {

@@ -2,53 +2,9 @@ package missrec
 
 import (
 	"cmp"
-	"fmt"
 	"math/rand/v2"
 	"slices"
-
-	"github.com/mmpipe/mmpipe/store"
 )
-
-// histories returns each user's items of the parts ≤ upTo (train only for
-// store.PartTrain; train then valid for store.PartValid), in chronological
-// order (timestamp, then row order). Copied from train/models/sasrec.
-func histories(s *store.Split, numUsers int, upTo int8) ([][]int32, error) {
-	type row struct {
-		ts   int64
-		part int8
-		k    int
-	}
-	per := make([][]row, numUsers)
-	for k, u := range s.User {
-		p := s.Part[k]
-		if p > upTo {
-			continue
-		}
-		if u < 0 || int(u) >= numUsers {
-			return nil, fmt.Errorf("split row %d: user %d outside [0, %d)", k, u, numUsers)
-		}
-		var ts int64
-		if len(s.Timestamp) > k {
-			ts = s.Timestamp[k]
-		}
-		per[u] = append(per[u], row{ts, p, k})
-	}
-	out := make([][]int32, numUsers)
-	for u, rs := range per {
-		slices.SortStableFunc(rs, func(a, b row) int {
-			if c := cmp.Compare(a.part, b.part); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.ts, b.ts)
-		})
-		seq := make([]int32, len(rs))
-		for j, r := range rs {
-			seq[j] = s.Item[r.k]
-		}
-		out[u] = seq
-	}
-	return out, nil
-}
 
 // prefix is one training row, as RecBole builds them: the history
 // hist[user][max(0, end−max_len):end] predicts hist[user][end].

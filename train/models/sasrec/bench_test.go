@@ -1,6 +1,7 @@
 package sasrec
 
 import (
+	"github.com/mmpipe/mmpipe/train/seqdata"
 	"testing"
 
 	"github.com/mmpipe/mmpipe/train"
@@ -36,7 +37,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				seq[k] = int32(rng.IntN(numItems)) + 1
 				tPos, tItem = append(tPos, int32(k)), append(tItem, int32(rng.IntN(numItems)))
 			}
-			tW := dropMask(nil, len(tPos), 0)
+			tW := seqdata.DropMask(nil, len(tPos), 0)
 			be, err := gx.NewBackend("")
 			if err != nil {
 				b.Fatal(err)
@@ -58,10 +59,10 @@ func BenchmarkTrainStep(b *testing.B) {
 				n := len(tPos)
 				d, H := c.Dim, c.Heads
 				args = append(args, gx.I32(seq, B, L), gx.F32(attnBias(seq, B, L), B, L, L), gx.I32(tPos, n), gx.I32(tItem, n), gx.F32(tW, n),
-					gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
+					gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
 				for range c.Layers {
-					args = append(args, gx.F32(dropMask(rng, B*H*L*L, c.AttnDropout), B, H, L, L),
-						gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d), gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
+					args = append(args, gx.F32(seqdata.DropMask(rng, B*H*L*L, c.AttnDropout), B, H, L, L),
+						gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d), gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
 				}
 				outs, err := prog.Run(args...)
 				if err != nil {

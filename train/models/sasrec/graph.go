@@ -1,6 +1,7 @@
 package sasrec
 
 import (
+	"github.com/mmpipe/mmpipe/train/gx"
 	"math"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // the graph DSL reads best unqualified
@@ -56,19 +57,11 @@ type encoder struct {
 	p   []*Node
 }
 
-func (e *encoder) layerNorm(x, g, b *Node) *Node {
-	mean := ReduceAndKeep(x, ReduceMean, -1)
-	xc := Sub(x, mean)
-	v := ReduceAndKeep(Square(xc), ReduceMean, -1)
-	y := Div(xc, Sqrt(AddScalar(v, e.cfg.LNEps)))
-	return Add(Mul(y, ExpandDims(g, 0)), ExpandDims(b, 0))
-}
+func (e *encoder) layerNorm(x, g, b *Node) *Node { return gx.LayerNorm(x, g, b, e.cfg.LNEps) }
 
-func dense(x, w, b *Node) *Node { return Add(MatMul(x, w), ExpandDims(b, 0)) }
+func dense(x, w, b *Node) *Node { return gx.Dense(x, w, b) }
 
-func gelu(x *Node) *Node {
-	return Mul(MulScalar(x, 0.5), AddScalar(Erf(MulScalar(x, 1/math.Sqrt2)), 1))
-}
+func gelu(x *Node) *Node { return gx.GELU(x) }
 
 // forward returns the hidden states [B·L, d] of seq [B, L] (item rows,
 // 0 = padding). bias [B, L, L] is the additive attention mask. masks holds

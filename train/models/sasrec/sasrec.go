@@ -27,6 +27,7 @@ package sasrec
 import (
 	"context"
 	"fmt"
+	"github.com/mmpipe/mmpipe/train/seqdata"
 	"math"
 
 	"github.com/gomlx/compute"
@@ -114,7 +115,7 @@ func New(env *train.Env) (train.Model, error) {
 	acfg.WeightDecay = cfg.WeightDecay
 	m.opt = sparse.NewAdam(acfg, total, env.Workers)
 
-	if m.hist, err = histories(d.Split, d.NumUsers, store.PartTrain); err != nil {
+	if m.hist, err = seqdata.Histories(d.Split, d.NumUsers, store.PartTrain); err != nil {
 		return nil, fmt.Errorf("sasrec: %w", err)
 	}
 	m.wins = windows(m.hist, cfg.MaxLen)
@@ -210,11 +211,11 @@ func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, err
 	args = append(args, gx.I32(seq, B, L), gx.F32(attnBias(seq, B, L), B, L, L),
 		gx.I32(tPos, n), gx.I32(tItem, n), gx.F32(tW, n))
 	d, H := c.Dim, c.Heads
-	args = append(args, gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
+	args = append(args, gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
 	for range c.Layers {
-		args = append(args, gx.F32(dropMask(rng, B*H*L*L, c.AttnDropout), B, H, L, L),
-			gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d),
-			gx.F32(dropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
+		args = append(args, gx.F32(seqdata.DropMask(rng, B*H*L*L, c.AttnDropout), B, H, L, L),
+			gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d),
+			gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
 	}
 	outs, err := m.trainP.Run(args...)
 	if err != nil {
@@ -259,30 +260,6 @@ func attnBias(seq []int32, B, L int) []float32 {
 	return out
 }
 
-// dropMask returns n inverted-dropout factors: 0 with probability p, else
-// 1/(1-p) (all ones when p = 0). Each factor uses 16 bits of one draw.
-func dropMask(rng *train.RNG, n int, p float64) []float32 { // rng is unused when p = 0
-	out := make([]float32, n)
-	if p <= 0 {
-		for k := range out {
-			out[k] = 1
-		}
-		return out
-	}
-	keep := float32(1 / (1 - p))
-	thr := uint64(math.Round(p * 65536))
-	for k := 0; k < n; k += 4 {
-		v := rng.Uint64()
-		for j := k; j < min(k+4, n); j++ {
-			if v&0xffff >= thr {
-				out[j] = keep
-			}
-			v >>= 16
-		}
-	}
-	return out
-}
-
 // Scorer encodes every user's history (training items for valid; training
 // and valid items for test; the last max_len of them) and scores all items
 // by the dot product with the item embeddings.
@@ -291,7 +268,7 @@ func (m *Model) Scorer(ctx context.Context, part int8) (eval.ScoreFunc, error) {
 	if part == store.PartTest {
 		upTo = store.PartValid
 	}
-	hist, err := histories(m.split, m.numUsers, upTo)
+	hist, err := seqdata.Histories(m.split, m.numUsers, upTo)
 	if err != nil {
 		return nil, fmt.Errorf("sasrec: %w", err)
 	}

@@ -1,6 +1,7 @@
 package sasrec
 
 import (
+	"github.com/mmpipe/mmpipe/train/seqdata"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -57,7 +58,7 @@ func TestAttnBiasAndDropMask(t *testing.T) {
 		t.Fatalf("bias %v, want %v", b, want)
 	}
 	rng := train.NewRNG(1, 2)
-	m := dropMask(rng, 100000, 0.5)
+	m := seqdata.DropMask(rng, 100000, 0.5)
 	zeros := 0
 	for _, v := range m {
 		switch v {
@@ -71,7 +72,7 @@ func TestAttnBiasAndDropMask(t *testing.T) {
 	if f := float64(zeros) / float64(len(m)); math.Abs(f-0.5) > 0.01 {
 		t.Fatalf("dropped fraction %v, want ≈ 0.5", f)
 	}
-	for _, v := range dropMask(rng, 10, 0) {
+	for _, v := range seqdata.DropMask(rng, 10, 0) {
 		if v != 1 {
 			t.Fatal("p = 0 mask is not all ones")
 		}
@@ -240,7 +241,7 @@ func TestTrainGraphMatchesReference(t *testing.T) {
 	// One padded target with weight 0 must not change anything.
 	args = append(args, gx.I32(seq, B, L), gx.F32(attnBias(seq, B, L), B, L, L),
 		gx.I32(append(slices.Clone(tPos), 5), 5), gx.I32(append(slices.Clone(tItem), 3), 5), gx.F32([]float32{1, 1, 1, 1, 0}, 5))
-	ones := func(n int) []float32 { return dropMask(nil, n, 0) }
+	ones := func(n int) []float32 { return seqdata.DropMask(nil, n, 0) }
 	args = append(args, gx.F32(ones(B*L*c.Dim), B*L, c.Dim))
 	for range c.Layers {
 		args = append(args, gx.F32(ones(B*c.Heads*L*L), B, c.Heads, L, L), gx.F32(ones(B*L*c.Dim), B*L, c.Dim), gx.F32(ones(B*L*c.Dim), B*L, c.Dim))
