@@ -1,13 +1,14 @@
 package missrec
 
 import (
-	"github.com/mmpipe/mmpipe/train/gx"
 	"math"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // the graph DSL reads best unqualified
+
+	"github.com/mmpipe/mmpipe/train/gx"
 )
 
 // Parameter initialisations (the reference's, see paramLayout).

@@ -31,7 +31,6 @@ package missrec
 import (
 	"context"
 	"fmt"
-	"github.com/mmpipe/mmpipe/train/seqdata"
 	"math"
 	"math/rand/v2"
 
@@ -41,6 +40,7 @@ import (
 	"github.com/mmpipe/mmpipe/train"
 	"github.com/mmpipe/mmpipe/train/eval"
 	"github.com/mmpipe/mmpipe/train/gx"
+	"github.com/mmpipe/mmpipe/train/seqdata"
 	"github.com/mmpipe/mmpipe/train/sparse"
 )
 
@@ -96,7 +96,7 @@ type Model struct {
 
 	planSeed int64
 	planPos  int64
-	plan     *plan
+	plan     *seqdata.Plan
 	planFor  int64
 }
 
@@ -149,8 +149,8 @@ func New(env *train.Env) (train.Model, error) {
 		return nil, fmt.Errorf("missrec: %w", err)
 	}
 	m.rows = prefixes(m.hist)
-	m.lens, m.members = buckets(m.rows, cfg.LenBucket, cfg.MaxLen)
-	m.batches = countBatches(m.members, cfg.BatchSize)
+	m.lens, m.members = seqdata.Buckets(len(m.rows), func(k int) int { return min(int(m.rows[k].end), cfg.MaxLen) }, cfg.LenBucket, cfg.MaxLen)
+	m.batches = seqdata.CountBatches(m.members, m.fixedBatch)
 
 	if m.trainP, err = gx.NewProgram(m.backend, "missrec.train", 256, trainGraph(cfg, m.lay)); err != nil {
 		return nil, err
@@ -223,6 +223,10 @@ func (m *Model) init(rng *rand.Rand) {
 		clear(m.params[m.offs[m.lay.item] : m.offs[m.lay.item]+m.cfg.Dim])
 	}
 }
+
+// fixedBatch is the number of prefix rows per batch, the same in every
+// bucket.
+func (m *Model) fixedBatch(int) int { return m.cfg.BatchSize }
 
 // BatchesPerEpoch implements train.Model.
 func (m *Model) BatchesPerEpoch() int { return m.batches }
@@ -321,17 +325,17 @@ func (m *Model) TrainBatch(ctx context.Context, rng *train.RNG) (train.Losses, e
 				return nil, err
 			}
 		}
-		m.plan = newPlan(m.members, m.cfg.BatchSize, uint64(m.planSeed))
+		m.plan = seqdata.NewPlan(m.members, m.fixedBatch, uint64(m.planSeed), 0x3155ec)
 		m.planFor = m.planSeed
 	}
-	ref := m.plan.batches[m.planPos]
+	ref := m.plan.Batches[m.planPos]
 	m.planPos++
-	if int(m.planPos) == len(m.plan.batches) {
+	if int(m.planPos) == len(m.plan.Batches) {
 		m.planPos = 0
 	}
 	c := m.cfg
-	B, L := c.BatchSize, m.lens[ref.bucket]
-	rs := m.plan.order[ref.bucket][ref.lo:ref.hi]
+	B, L := c.BatchSize, m.lens[ref.Bucket]
+	rs := m.plan.Order[ref.Bucket][ref.Lo:ref.Hi]
 	hs := make([][]int32, len(rs))
 	target := make([]int32, B)
 	rowW := make([]float32, B)
@@ -496,7 +500,7 @@ func (m *Model) Encode(ctx context.Context, hist [][]int32) (sparse.Mat, error) 
 		if len(h) == 0 {
 			continue
 		}
-		l := bucketLen(min(len(h), c.MaxLen), c.LenBucket, c.MaxLen)
+		l := seqdata.BucketLen(min(len(h), c.MaxLen), c.LenBucket, c.MaxLen)
 		groups[l] = append(groups[l], u)
 	}
 	B := c.EvalBatch

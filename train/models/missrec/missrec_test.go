@@ -1,13 +1,13 @@
 package missrec
 
 import (
-	"github.com/mmpipe/mmpipe/train/seqdata"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/mmpipe/mmpipe/train/gx"
+	"github.com/mmpipe/mmpipe/train/seqdata"
 	"github.com/mmpipe/mmpipe/train/sparse"
 )
 

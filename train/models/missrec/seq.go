@@ -1,8 +1,6 @@
 package missrec
 
 import (
-	"cmp"
-	"math/rand/v2"
 	"slices"
 )
 
@@ -23,72 +21,6 @@ func prefixes(hist [][]int32) []prefix {
 		}
 	}
 	return out
-}
-
-// bucketLen rounds n up to a multiple of step, at most limit.
-func bucketLen(n, step, limit int) int {
-	return min(limit, (n+step-1)/step*step)
-}
-
-// buckets groups row indices by padded history length (ascending).
-func buckets(rows []prefix, step, maxLen int) (lens []int, members [][]int) {
-	idx := map[int]int{}
-	for k, r := range rows {
-		l := bucketLen(min(int(r.end), maxLen), step, maxLen)
-		b, ok := idx[l]
-		if !ok {
-			b = len(lens)
-			idx[l] = b
-			lens = append(lens, l)
-			members = append(members, nil)
-		}
-		members[b] = append(members[b], k)
-	}
-	perm := make([]int, len(lens))
-	for k := range perm {
-		perm[k] = k
-	}
-	slices.SortFunc(perm, func(a, b int) int { return cmp.Compare(lens[a], lens[b]) })
-	sl, sm := make([]int, len(lens)), make([][]int, len(lens))
-	for k, p := range perm {
-		sl[k], sm[k] = lens[p], members[p]
-	}
-	return sl, sm
-}
-
-// countBatches is the number of batches of every epoch.
-func countBatches(members [][]int, batch int) int {
-	n := 0
-	for _, m := range members {
-		n += (len(m) + batch - 1) / batch
-	}
-	return n
-}
-
-// batchRef is one batch of an epoch plan: rows order[bucket][lo:hi].
-type batchRef struct{ bucket, lo, hi int }
-
-// plan is an epoch's order: rows shuffled inside their length bucket, cut
-// into batches, the batches shuffled.
-type plan struct {
-	order   [][]int
-	batches []batchRef
-}
-
-// newPlan draws an epoch plan from seed.
-func newPlan(members [][]int, batch int, seed uint64) *plan {
-	r := rand.New(rand.NewPCG(seed, 0x3155ec))
-	p := &plan{order: make([][]int, len(members))}
-	for b, m := range members {
-		o := slices.Clone(m)
-		r.Shuffle(len(o), func(i, j int) { o[i], o[j] = o[j], o[i] })
-		p.order[b] = o
-		for lo := 0; lo < len(o); lo += batch {
-			p.batches = append(p.batches, batchRef{bucket: b, lo: lo, hi: min(lo+batch, len(o))})
-		}
-	}
-	r.Shuffle(len(p.batches), func(i, j int) { p.batches[i], p.batches[j] = p.batches[j], p.batches[i] })
-	return p
 }
 
 // interestSet returns the sorted unique interest ids of a history, as the

@@ -1,11 +1,11 @@
 package sasrec
 
 import (
-	"github.com/mmpipe/mmpipe/train/seqdata"
 	"testing"
 
 	"github.com/mmpipe/mmpipe/train"
 	"github.com/mmpipe/mmpipe/train/gx"
+	"github.com/mmpipe/mmpipe/train/seqdata"
 )
 
 // BenchmarkTrainStep times one SASRec training step (forward, backward,

@@ -1,10 +1,11 @@
 package sasrec
 
 import (
-	"github.com/mmpipe/mmpipe/train/gx"
 	"math"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // the graph DSL reads best unqualified
+
+	"github.com/mmpipe/mmpipe/train/gx"
 )
 
 // Parameter layout: item embedding (row 0 = padding, item i at row i+1),

@@ -27,7 +27,6 @@ package sasrec
 import (
 	"context"
 	"fmt"
-	"github.com/mmpipe/mmpipe/train/seqdata"
 	"math"
 
 	"github.com/gomlx/compute"
@@ -36,6 +35,7 @@ import (
 	"github.com/mmpipe/mmpipe/train"
 	"github.com/mmpipe/mmpipe/train/eval"
 	"github.com/mmpipe/mmpipe/train/gx"
+	"github.com/mmpipe/mmpipe/train/seqdata"
 	"github.com/mmpipe/mmpipe/train/sparse"
 )
 
@@ -80,7 +80,7 @@ type Model struct {
 	// drawn from and the next batch of it (0 = draw a new plan).
 	planSeed int64
 	planPos  int64
-	plan     *plan
+	plan     *seqdata.Plan
 	planFor  int64
 }
 
@@ -119,8 +119,8 @@ func New(env *train.Env) (train.Model, error) {
 		return nil, fmt.Errorf("sasrec: %w", err)
 	}
 	m.wins = windows(m.hist, cfg.MaxLen)
-	m.lens, m.members = buckets(m.wins, cfg.LenBucket, cfg.MaxLen)
-	m.batches = countBatches(m.members, m.bucketBatch)
+	m.lens, m.members = seqdata.Buckets(len(m.wins), func(k int) int { return int(m.wins[k].n) }, cfg.LenBucket, cfg.MaxLen)
+	m.batches = seqdata.CountBatches(m.members, m.bucketBatch)
 
 	np := len(m.shapes)
 	if m.trainP, err = gx.NewProgram(b, "sasrec.train", 128, trainGraph(cfg, d.NumItems, np)); err != nil {
@@ -174,17 +174,17 @@ func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, err
 		if m.planPos == 0 {
 			m.planSeed = int64(rng.Uint64() >> 1)
 		}
-		m.plan = newPlan(m.members, m.bucketBatch, uint64(m.planSeed))
+		m.plan = seqdata.NewPlan(m.members, m.bucketBatch, uint64(m.planSeed), 0x5a5ec)
 		m.planFor = m.planSeed
 	}
-	ref := m.plan.batches[m.planPos]
+	ref := m.plan.Batches[m.planPos]
 	m.planPos++
-	if int(m.planPos) == len(m.plan.batches) {
+	if int(m.planPos) == len(m.plan.Batches) {
 		m.planPos = 0
 	}
 	c := m.cfg
-	B, L := m.bucketBatch(ref.bucket), m.lens[ref.bucket]
-	ws := m.plan.order[ref.bucket][ref.lo:ref.hi]
+	B, L := m.bucketBatch(ref.Bucket), m.lens[ref.Bucket]
+	ws := m.plan.Order[ref.Bucket][ref.Lo:ref.Hi]
 
 	seq := make([]int32, B*L)
 	var tPos, tItem []int32
@@ -292,7 +292,7 @@ func (m *Model) Encode(ctx context.Context, hist [][]int32) (sparse.Mat, error) 
 		if len(h) == 0 {
 			continue
 		}
-		l := bucketLen(min(len(h), c.MaxLen), c.LenBucket, c.MaxLen)
+		l := seqdata.BucketLen(min(len(h), c.MaxLen), c.LenBucket, c.MaxLen)
 		groups[l] = append(groups[l], u)
 	}
 	B := c.EvalBatch

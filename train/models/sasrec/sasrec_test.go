@@ -1,7 +1,6 @@
 package sasrec
 
 import (
-	"github.com/mmpipe/mmpipe/train/seqdata"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/mmpipe/mmpipe/train"
 	"github.com/mmpipe/mmpipe/train/gx"
+	"github.com/mmpipe/mmpipe/train/seqdata"
 )
 
 func TestWindows(t *testing.T) {
@@ -286,7 +286,7 @@ func TestPlanCoversEveryWindowOnce(t *testing.T) {
 		hist = append(hist, make([]int32, 2+r.IntN(30)))
 	}
 	ws := windows(hist, c.MaxLen)
-	lens, members := buckets(ws, c.LenBucket, c.MaxLen)
+	lens, members := seqdata.Buckets(len(ws), func(k int) int { return int(ws[k].n) }, c.LenBucket, c.MaxLen)
 	if !slices.Equal(lens, []int{4, 8, 12}) {
 		t.Fatalf("bucket lengths %v", lens)
 	}
@@ -294,19 +294,19 @@ func TestPlanCoversEveryWindowOnce(t *testing.T) {
 	if got := []int{bs(0), bs(1), bs(2)}; !slices.Equal(got, []int{25, 12, 8}) {
 		t.Fatalf("batch sizes %v, want [25 12 8] (max_tokens 100)", got)
 	}
-	p := newPlan(members, bs, 42)
-	if len(p.batches) != countBatches(members, bs) {
-		t.Fatalf("plan has %d batches, countBatches says %d", len(p.batches), countBatches(members, bs))
+	p := seqdata.NewPlan(members, bs, 42, 0x5a5ec)
+	if len(p.Batches) != seqdata.CountBatches(members, bs) {
+		t.Fatalf("plan has %d batches, countBatches says %d", len(p.Batches), seqdata.CountBatches(members, bs))
 	}
 	seen := make([]int, len(ws))
-	for _, br := range p.batches {
-		if br.hi-br.lo > bs(br.bucket) || br.hi <= br.lo {
-			t.Fatalf("batch %v of bucket %d: size %d, max %d", br, br.bucket, br.hi-br.lo, bs(br.bucket))
+	for _, br := range p.Batches {
+		if br.Hi-br.Lo > bs(br.Bucket) || br.Hi <= br.Lo {
+			t.Fatalf("batch %v of bucket %d: size %d, max %d", br, br.Bucket, br.Hi-br.Lo, bs(br.Bucket))
 		}
-		for _, wi := range p.order[br.bucket][br.lo:br.hi] {
+		for _, wi := range p.Order[br.Bucket][br.Lo:br.Hi] {
 			seen[wi]++
-			if l := bucketLen(int(ws[wi].n), c.LenBucket, c.MaxLen); l != lens[br.bucket] {
-				t.Fatalf("window of %d inputs in bucket of length %d", ws[wi].n, lens[br.bucket])
+			if l := seqdata.BucketLen(int(ws[wi].n), c.LenBucket, c.MaxLen); l != lens[br.Bucket] {
+				t.Fatalf("window of %d inputs in bucket of length %d", ws[wi].n, lens[br.Bucket])
 			}
 		}
 	}
@@ -315,7 +315,7 @@ func TestPlanCoversEveryWindowOnce(t *testing.T) {
 			t.Fatalf("window %d planned %d times", k, n)
 		}
 	}
-	if q := newPlan(members, bs, 42); !slices.Equal(q.batches, p.batches) {
+	if q := seqdata.NewPlan(members, bs, 42, 0x5a5ec); !slices.Equal(q.Batches, p.Batches) {
 		t.Fatal("the same seed gave a different plan")
 	}
 }

@@ -1,0 +1,78 @@
+package seqdata
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
+)
+
+// BucketLen returns the padded length of a sequence of n inputs: n rounded
+// up to a multiple of step, at most maxLen.
+func BucketLen(n, step, maxLen int) int {
+	return min(maxLen, (n+step-1)/step*step)
+}
+
+// Buckets groups rows 0..n-1 by padded length (length(k) is row k's
+// unpadded input length), in ascending order of length.
+func Buckets(n int, length func(k int) int, step, maxLen int) (lens []int, members [][]int) {
+	idx := map[int]int{}
+	for k := range n {
+		l := BucketLen(length(k), step, maxLen)
+		b, ok := idx[l]
+		if !ok {
+			b = len(lens)
+			idx[l] = b
+			lens = append(lens, l)
+			members = append(members, nil)
+		}
+		members[b] = append(members[b], k)
+	}
+	perm := make([]int, len(lens))
+	for k := range perm {
+		perm[k] = k
+	}
+	slices.SortFunc(perm, func(a, b int) int { return cmp.Compare(lens[a], lens[b]) })
+	sl, sm := make([]int, len(lens)), make([][]int, len(lens))
+	for k, p := range perm {
+		sl[k], sm[k] = lens[p], members[p]
+	}
+	return sl, sm
+}
+
+// CountBatches is the number of batches of every epoch; batch gives the
+// batch size of bucket b.
+func CountBatches(members [][]int, batch func(b int) int) int {
+	n := 0
+	for b, m := range members {
+		n += (len(m) + batch(b) - 1) / batch(b)
+	}
+	return n
+}
+
+// BatchRef is one batch of an epoch plan: rows Order[Bucket][Lo:Hi].
+type BatchRef struct{ Bucket, Lo, Hi int }
+
+// Plan is an epoch's order: rows shuffled inside their length bucket, cut
+// into batches, the batches shuffled.
+type Plan struct {
+	Order   [][]int // per bucket, row indices
+	Batches []BatchRef
+}
+
+// NewPlan draws an epoch plan from seed on the PCG stream of the model
+// (each model keeps its own stream constant, so its plans never change).
+func NewPlan(members [][]int, batch func(b int) int, seed, stream uint64) *Plan {
+	r := rand.New(rand.NewPCG(seed, stream))
+	p := &Plan{Order: make([][]int, len(members))}
+	for b, m := range members {
+		o := slices.Clone(m)
+		r.Shuffle(len(o), func(i, j int) { o[i], o[j] = o[j], o[i] })
+		p.Order[b] = o
+		bs := batch(b)
+		for lo := 0; lo < len(o); lo += bs {
+			p.Batches = append(p.Batches, BatchRef{Bucket: b, Lo: lo, Hi: min(lo+bs, len(o))})
+		}
+	}
+	r.Shuffle(len(p.Batches), func(i, j int) { p.Batches[i], p.Batches[j] = p.Batches[j], p.Batches[i] })
+	return p
+}
