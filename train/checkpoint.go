@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -186,6 +187,27 @@ func writeValues(w io.Writer, t Tensor) error {
 type Checkpoint struct {
 	Header  CheckpointHeader
 	Tensors map[string]Tensor
+	// SHA256 is the checksum of the file (its trailing 32 bytes), hex.
+	SHA256 string
+}
+
+// CopyTensor copies the checkpoint's tensor name into dst, which must have
+// the same dtype and shape; it is how a model transfers parameters from
+// an --init checkpoint.
+func (ck *Checkpoint) CopyTensor(dst Tensor) error {
+	s, ok := ck.Tensors[dst.Name]
+	if !ok {
+		return fmt.Errorf("checkpoint has no tensor %q (model %s)", dst.Name, ck.Header.Model)
+	}
+	if s.dtype() != dst.dtype() || !slices.Equal(s.Shape, dst.Shape) {
+		return fmt.Errorf("checkpoint tensor %q is %s%v, the model wants %s%v (a different config?)", dst.Name, s.dtype(), s.Shape, dst.dtype(), dst.Shape)
+	}
+	if dst.I64 != nil {
+		copy(dst.I64, s.I64)
+	} else {
+		copy(dst.F32, s.F32)
+	}
+	return nil
 }
 
 // ReadCheckpoint reads and verifies a checkpoint file.
@@ -208,7 +230,7 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 	if hl > uint64(len(body)-16) {
 		return nil, bad("header length %d exceeds the file", hl)
 	}
-	ck := &Checkpoint{Tensors: map[string]Tensor{}}
+	ck := &Checkpoint{Tensors: map[string]Tensor{}, SHA256: hex.EncodeToString(tail)}
 	if err := json.Unmarshal(body[16:16+hl], &ck.Header); err != nil {
 		return nil, bad("header: %v", err)
 	}
@@ -249,17 +271,8 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 // present.
 func (ck *Checkpoint) LoadInto(dst []Tensor) error {
 	for _, d := range dst {
-		s, ok := ck.Tensors[d.Name]
-		if !ok {
-			return fmt.Errorf("checkpoint has no tensor %q (model %s)", d.Name, ck.Header.Model)
-		}
-		if s.dtype() != d.dtype() || !slices.Equal(s.Shape, d.Shape) {
-			return fmt.Errorf("checkpoint tensor %q is %s%v, the model wants %s%v (a different config?)", d.Name, s.dtype(), s.Shape, d.dtype(), d.Shape)
-		}
-		if d.I64 != nil {
-			copy(d.I64, s.I64)
-		} else {
-			copy(d.F32, s.F32)
+		if err := ck.CopyTensor(d); err != nil {
+			return err
 		}
 	}
 	if len(ck.Tensors) != len(dst) {

@@ -72,6 +72,13 @@ type Env struct {
 	// Workers is the number of goroutines the kernels may use.
 	Workers int
 	Log     *slog.Logger
+	// Init is the checkpoint given with --init (nil for a run from
+	// scratch), already verified and of this model; only models whose
+	// Factory sets Transfer get one. New copies the tensors it transfers
+	// (Checkpoint.Tensor, Checkpoint.CopyTensor) after initialising the
+	// rest, and must say which it took: a transfer that silently loads
+	// nothing is a bug (PMMRec's reference user_encoder mode).
+	Init *Checkpoint
 }
 
 // Factory describes a model to the trainer and the CLI.
@@ -90,6 +97,9 @@ type Factory struct {
 	Defaults func(*Config)
 	// New builds the model, initialising its parameters from env.InitRNG.
 	New func(env *Env) (Model, error)
+	// Transfer says that the model can start from a checkpoint of an
+	// earlier run of the same model (--init, Env.Init).
+	Transfer bool
 }
 
 // DefaultConfig returns the complete default configuration of the model.

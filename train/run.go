@@ -71,6 +71,10 @@ type RunInfo struct {
 	IDMapSHA256   string `json:"idmap_sha256"`
 	MmpipeVersion string `json:"mmpipe_version"`
 	Created       string `json:"created"`
+	// Init is the checkpoint a transfer run started from (--init), with its
+	// SHA-256; absent for a run from scratch.
+	Init       string `json:"init,omitempty"`
+	InitSHA256 string `json:"init_sha256,omitempty"`
 }
 
 // Options of one training run.
@@ -83,7 +87,12 @@ type Options struct {
 	ConfigFile string
 	Sets       []string
 	// Resume continues the run in Out from its last checkpoint.
-	Resume  bool
+	Resume bool
+	// Init is a checkpoint of an earlier run (e.g. a pre-training run) the
+	// model copies its transferable parameters from (--init); only models
+	// whose Factory has Transfer set accept it. A resumed run reads it
+	// again from run.json and checks its SHA-256.
+	Init    string
 	Version string
 	Log     *slog.Logger
 	// Progress receives a per-epoch progress bar (a terminal); when nil,
@@ -203,8 +212,12 @@ func Run(ctx context.Context, f *Factory, o Options) (*Report, error) {
 	if hasRun && !o.Resume {
 		return nil, usagef("%s already holds a run (%s): pass --resume to continue it, or choose another --out", o.Out, RunInfoFile)
 	}
+	if o.Init != "" && !f.Transfer {
+		return nil, usagef("--init: model %s does not start from a checkpoint (models that do: those whose description says transfer)", f.Name)
+	}
 	var cfg *Config
 	var err error
+	var initSHA string
 	if hasRun {
 		ri, err := readRunInfo(o.Out)
 		if err != nil {
@@ -213,6 +226,10 @@ func Run(ctx context.Context, f *Factory, o Options) (*Report, error) {
 		if ri.Model != f.Name {
 			return nil, usagef("--resume: %s is a %s run, not %s", o.Out, ri.Model, f.Name)
 		}
+		if o.Init != "" && absPath(o.Init) != ri.Init {
+			return nil, usagef("--resume: %s started from --init %q, not %q", o.Out, ri.Init, o.Init)
+		}
+		o.Init, initSHA = ri.Init, ri.InitSHA256
 		if fileExists(filepath.Join(o.Out, ReportFile)) {
 			rep, err := readReport(o.Out, f)
 			if err != nil {
@@ -258,17 +275,29 @@ func Run(ctx context.Context, f *Factory, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	var initCk *Checkpoint
+	if o.Init != "" {
+		if initCk, err = ReadCheckpoint(o.Init); err != nil {
+			return nil, fmt.Errorf("--init: %w", err)
+		}
+		if initSHA != "" && initCk.SHA256 != initSHA {
+			return nil, usagef("--resume: the --init checkpoint %s changed since the run started (sha256 %s, was %s)", o.Init, initCk.SHA256, initSHA)
+		}
+		if initCk.Header.Model != f.Name {
+			return nil, usagef("--init: %s is a %s checkpoint, not %s", o.Init, initCk.Header.Model, f.Name)
+		}
+	}
 	if hasRun {
 		ri, _ := readRunInfo(o.Out)
 		if ri.IDMapSHA256 != data.Dataset.Manifest.IDMapSHA256 {
 			return nil, usagef("--resume: dataset %s has a different item id map than the one %s was trained on", o.Dataset, o.Out)
 		}
 	} else {
-		if err := initRunDir(o, f, cfg, data); err != nil {
+		if err := initRunDir(o, f, cfg, data, initCk); err != nil {
 			return nil, err
 		}
 	}
-	t, err := newTrainer(ctx, f, cfg, data, o, log)
+	t, err := newTrainer(ctx, f, cfg, data, o, log, initCk)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +305,7 @@ func Run(ctx context.Context, f *Factory, o Options) (*Report, error) {
 }
 
 // initRunDir writes run.json and config.yaml of a new run.
-func initRunDir(o Options, f *Factory, cfg *Config, data *Data) error {
+func initRunDir(o Options, f *Factory, cfg *Config, data *Data, initCk *Checkpoint) error {
 	if err := os.MkdirAll(filepath.Join(o.Out, CheckpointsDir), 0o755); err != nil {
 		return fmt.Errorf("run directory: %w", err)
 	}
@@ -296,11 +325,15 @@ func initRunDir(o Options, f *Factory, cfg *Config, data *Data) error {
 		return err
 	}
 	os.Remove(filepath.Join(o.Out, MetricsFile))
-	return store.WriteJSONAtomic(filepath.Join(o.Out, RunInfoFile), RunInfo{
+	ri := RunInfo{
 		Format: RunInfoFormat, Model: f.Name, Dataset: absPath(o.Dataset), Split: data.SplitName,
 		Protocol: cfg.Protocol, IDMapSHA256: data.Dataset.Manifest.IDMapSHA256, MmpipeVersion: o.Version,
 		Created: time.Now().UTC().Format(time.RFC3339),
-	})
+	}
+	if initCk != nil {
+		ri.Init, ri.InitSHA256 = absPath(o.Init), initCk.SHA256
+	}
+	return store.WriteJSONAtomic(filepath.Join(o.Out, RunInfoFile), ri)
 }
 
 // trainer is one run in progress.
@@ -319,7 +352,7 @@ type trainer struct {
 	evalOpt eval.Options
 }
 
-func newTrainer(ctx context.Context, f *Factory, cfg *Config, data *Data, o Options, log *slog.Logger) (*trainer, error) {
+func newTrainer(ctx context.Context, f *Factory, cfg *Config, data *Data, o Options, log *slog.Logger, initCk *Checkpoint) (*trainer, error) {
 	t := &trainer{f: f, cfg: cfg, data: data, o: o, log: log, workers: sparse.Workers(cfg.Threads)}
 	t.evalOpt = eval.Options{Ks: cfg.Ks, NGCF: cfg.NDCGNGCF, BlockUsers: cfg.EvalBatch, Workers: t.workers}
 	protocol := eval.Protocol(cfg.Protocol)
@@ -334,7 +367,7 @@ func newTrainer(ctx context.Context, f *Factory, cfg *Config, data *Data, o Opti
 			return nil, err
 		}
 	}
-	env := &Env{Data: data, Config: cfg, InitRNG: NewRNG(cfg.Seed, StreamInit), Workers: t.workers, Log: log}
+	env := &Env{Data: data, Config: cfg, InitRNG: NewRNG(cfg.Seed, StreamInit), Workers: t.workers, Log: log, Init: initCk}
 	if t.model, err = f.New(env); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}

@@ -50,7 +50,7 @@ func (a *app) trainCommand() *cobra.Command {
 	var model string
 	var showConfig bool
 	cmd := &cobra.Command{
-		Use:   "train --model M --dataset D --out RUN [--split NAME] [--config file.yaml] [--set key=value ...] [--resume]",
+		Use:   "train --model M --dataset D --out RUN [--split NAME] [--config file.yaml] [--set key=value ...] [--init CKPT] [--resume]",
 		Short: "Train a model on a dataset split, select it on validation and score the test split once",
 		Long: "Train a model on a dataset split. Every epoch is validated (eval_every), logged to RUN/metrics.jsonl and\n" +
 			"checkpointed (checkpoint_every, and at the best validation score); the test split is scored once, for the\n" +
@@ -102,6 +102,7 @@ func (a *app) trainCommand() *cobra.Command {
 	f.StringVar(&o.Out, "out", "", "run directory to write")
 	f.StringVar(&o.ConfigFile, "config", "", "YAML file of config keys")
 	f.StringArrayVar(&o.Sets, "set", nil, "override one config key: key=value (repeatable), e.g. --set model.dim=128 --set ks=10,20")
+	f.StringVar(&o.Init, "init", "", "start from a checkpoint of an earlier run of the same model (transfer: e.g. RUN/checkpoints/best.ckpt of a pre-training run; the model's transfer setting says what is copied)")
 	f.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its last checkpoint (skips a complete run)")
 	f.BoolVar(&showConfig, "show-config", false, "print the resolved configuration and exit")
 	return cmd
