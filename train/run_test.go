@@ -542,3 +542,83 @@ func TestTikTokPopularity(t *testing.T) {
 		t.Errorf("split %q, %d test users", rep.Split, rep.TestUsers)
 	}
 }
+
+// TestInitCheckpoint covers --init: refused for a model without Transfer,
+// handed to New as Env.Init, recorded in run.json with its sha256, re-read
+// on --resume, and refused on resume when the file changed.
+func TestInitCheckpoint(t *testing.T) {
+	ds := demoDataset(t)
+	testCalls := 0
+	var got []*train.Checkpoint
+	mk := func(transfer bool) *train.Factory {
+		return &train.Factory{
+			Name: "scripted", Protocol: eval.Graph, Transfer: transfer,
+			NewConfig: func() train.ModelConfig { return noConfig{} },
+			New: func(env *train.Env) (train.Model, error) {
+				got = append(got, env.Init)
+				m := &scripted{data: env.Data, good: []int{1}, batches: 2, trained: make([]int64, 1), testCalls: &testCalls}
+				if env.Init != nil {
+					if err := env.Init.CopyTensor(train.I64Tensor("trained", m.trained, 1)); err != nil {
+						return nil, err
+					}
+				}
+				return m, nil
+			},
+		}
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if _, err := train.Run(context.Background(), mk(false), train.Options{Dataset: ds, Split: "random", Out: src, Sets: []string{"epochs=2"}}); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(src, train.CheckpointsDir, train.LastCheckpoint)
+	if _, err := train.Run(context.Background(), mk(false), train.Options{Dataset: ds, Split: "random", Out: filepath.Join(dir, "x"), Init: ckpt}); err == nil || !strings.Contains(err.Error(), "does not start from a checkpoint") {
+		t.Fatalf("--init on a model without Transfer: error %v", err)
+	}
+	got = nil
+	out := filepath.Join(dir, "dst")
+	ctx, cancel := context.WithCancel(context.Background())
+	o := train.Options{Dataset: ds, Split: "random", Out: out, Init: ckpt, Sets: []string{"epochs=3", "patience=0"},
+		AfterEpoch: func(e int) {
+			if e == 1 {
+				cancel()
+			}
+		}}
+	if _, err := train.Run(ctx, mk(true), o); !train.IsInterrupted(err) {
+		t.Fatalf("first part: %v", err)
+	}
+	cancel()
+	if len(got) != 1 || got[0] == nil || got[0].Tensors["trained"].I64[0] != 4 {
+		t.Fatalf("New got init %v, want the source run's checkpoint (4 batches trained)", got)
+	}
+	ri, err := os.ReadFile(filepath.Join(out, train.RunInfoFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ri), got[0].SHA256) || !strings.Contains(string(ri), `"init"`) {
+		t.Errorf("run.json does not record the init checkpoint and its sha256: %s", ri)
+	}
+	// Resume without --init: run.json's checkpoint is handed to New again.
+	got = nil
+	o.AfterEpoch, o.Init, o.Resume, o.Sets = nil, "", true, nil
+	o.Dataset = ""
+	rep, err := train.Run(context.Background(), mk(true), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] == nil || rep.EpochsRun != 3 {
+		t.Fatalf("resume: init %v, epochs %d", got, rep.EpochsRun)
+	}
+	// The transferred counter went on from 4: 4 + 3 epochs × 2 batches.
+	if ck := finalState(t, out); ck.Tensors["trained"].I64[0] != 10 {
+		t.Errorf("trained %d, want 10", ck.Tensors["trained"].I64[0])
+	}
+	// A changed --init file is refused on resume.
+	os.Remove(filepath.Join(out, train.ReportFile))
+	b, _ := os.ReadFile(ckpt)
+	b[len(b)/2] ^= 1
+	os.WriteFile(ckpt, b, 0o644)
+	if _, err := train.Run(context.Background(), mk(true), o); err == nil {
+		t.Error("resume accepted a changed --init checkpoint")
+	}
+}
