@@ -280,3 +280,123 @@ func (ck *Checkpoint) LoadInto(dst []Tensor) error {
 	}
 	return nil
 }
+
+// RestoreCheckpoint loads the checkpoint at path into dst (a model's
+// State()) without holding the file in memory: a first pass verifies the
+// SHA-256 of the whole file, a second decodes each tensor straight into
+// its destination in 1 MiB chunks, so restoring a model needs no memory
+// beyond the model itself (ReadCheckpoint + LoadInto needs the file twice
+// over). The checkpoint must be of model (unless model is ""); names,
+// dtypes and shapes must match exactly and every tensor of dst must be
+// present. dst is untouched when any check fails.
+func RestoreCheckpoint(path, model string, dst []Tensor) (*CheckpointHeader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer f.Close()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, args...))
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	size := st.Size()
+	var head [16]byte
+	if size < 16+32 {
+		return nil, bad("not an mmpipe checkpoint (no %s magic)", checkpointMagic)
+	}
+	if _, err := io.ReadFull(f, head[:]); err != nil {
+		return nil, bad("%v", err)
+	}
+	if string(head[:8]) != checkpointMagic {
+		return nil, bad("not an mmpipe checkpoint (no %s magic)", checkpointMagic)
+	}
+	// Pass 1: the checksum of everything before the last 32 bytes.
+	sum := sha256.New()
+	if _, err := io.CopyBuffer(sum, io.NewSectionReader(f, 0, size-32), make([]byte, 1<<20)); err != nil {
+		return nil, bad("%v", err)
+	}
+	var tail [32]byte
+	if _, err := f.ReadAt(tail[:], size-32); err != nil {
+		return nil, bad("%v", err)
+	}
+	if !bytes.Equal(sum.Sum(nil), tail[:]) {
+		return nil, bad("checksum mismatch: the file is truncated or corrupt")
+	}
+	hl := binary.LittleEndian.Uint64(head[8:16])
+	if hl > uint64(size-16-32) {
+		return nil, bad("header length %d exceeds the file", hl)
+	}
+	hdr := make([]byte, hl)
+	if _, err := f.ReadAt(hdr, 16); err != nil {
+		return nil, bad("header: %v", err)
+	}
+	var h CheckpointHeader
+	if err := json.Unmarshal(hdr, &h); err != nil {
+		return nil, bad("header: %v", err)
+	}
+	if h.Format != CheckpointFormat {
+		return nil, bad("format %q, want %q", h.Format, CheckpointFormat)
+	}
+	if model != "" && h.Model != model {
+		return nil, bad("a %s checkpoint, not %s", h.Model, model)
+	}
+	// Check the directory against dst before writing anything.
+	secStart, secLen := int64(16+hl), size-32-int64(16+hl)
+	dir := make(map[string]TensorInfo, len(h.Tensors))
+	for _, ti := range h.Tensors {
+		if ti.Offset < 0 || ti.Bytes < 0 || ti.Offset+ti.Bytes > secLen {
+			return nil, bad("tensor %q lies outside the data section", ti.Name)
+		}
+		dir[ti.Name] = ti
+	}
+	for _, d := range dst {
+		ti, ok := dir[d.Name]
+		if !ok {
+			return nil, fmt.Errorf("checkpoint has no tensor %q (model %s)", d.Name, h.Model)
+		}
+		if ti.DType != d.dtype() || !slices.Equal(ti.Shape, d.Shape) {
+			return nil, fmt.Errorf("checkpoint tensor %q is %s%v, the model wants %s%v (a different config?)", d.Name, ti.DType, ti.Shape, d.dtype(), d.Shape)
+		}
+		width := int64(4)
+		if d.I64 != nil {
+			width = 8
+		}
+		if ti.Bytes != int64(d.len())*width || d.elems() != d.len() {
+			return nil, bad("tensor %q has %d bytes for shape %v", ti.Name, ti.Bytes, ti.Shape)
+		}
+	}
+	if len(dir) != len(dst) {
+		return nil, fmt.Errorf("checkpoint has %d tensors, the model %d", len(dir), len(dst))
+	}
+	// Pass 2: decode each tensor in place.
+	buf := make([]byte, 1<<20)
+	for _, d := range dst {
+		ti := dir[d.Name]
+		r := io.NewSectionReader(f, secStart+ti.Offset, ti.Bytes)
+		for i := 0; ; {
+			n, err := io.ReadFull(r, buf)
+			chunk := buf[:n]
+			if d.I64 != nil {
+				for ; len(chunk) >= 8; chunk = chunk[8:] {
+					d.I64[i] = int64(binary.LittleEndian.Uint64(chunk))
+					i++
+				}
+			} else {
+				for ; len(chunk) >= 4; chunk = chunk[4:] {
+					d.F32[i] = math.Float32frombits(binary.LittleEndian.Uint32(chunk))
+					i++
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
+				return nil, bad("tensor %q: %v", d.Name, err)
+			}
+		}
+	}
+	return &h, nil
+}

@@ -175,3 +175,71 @@ func closeSlices(a, b []float32) bool {
 	}
 	return true
 }
+
+// TestRestoreCheckpointStreams checks the streaming restore against the
+// in-memory reader: the same values (a tensor over several 1 MiB chunks
+// included), the same refusals, and dst untouched when the file is bad.
+func TestRestoreCheckpointStreams(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x.ckpt")
+	rng := rand.New(rand.NewPCG(1, 2))
+	big := make([]float32, 700_001) // 2.8 MB: three chunks, the last partial
+	for i := range big {
+		big[i] = rng.Float32()*2 - 1
+	}
+	ids := []int64{-1, 1 << 40, 7}
+	step := int64(99)
+	in := []Tensor{F32Tensor("big", big, 700_001), I64Tensor("ids", ids, 3), ScalarI64("step", &step), F32Tensor("empty", []float32{}, 0)}
+	if err := WriteCheckpoint(p, CheckpointHeader{Model: "m", State: TrainState{Epoch: 4}}, in); err != nil {
+		t.Fatal(err)
+	}
+	fresh := func() ([]Tensor, []float32, []int64, *int64) {
+		b, i := make([]float32, len(big)), make([]int64, 3)
+		s := new(int64)
+		return []Tensor{F32Tensor("big", b, len(big)), I64Tensor("ids", i, 3), ScalarI64("step", s), F32Tensor("empty", []float32{}, 0)}, b, i, s
+	}
+	dst, b, i, s := fresh()
+	h, err := RestoreCheckpoint(p, "m", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.State.Epoch != 4 || !slices.Equal(b, big) || !slices.Equal(i, ids) || *s != 99 {
+		t.Fatalf("restored epoch %d, big equal %v, ids %v, step %d", h.State.Epoch, slices.Equal(b, big), i, *s)
+	}
+	cases := []struct {
+		name   string
+		mutate func([]byte) []byte
+		model  string
+		dst    func([]Tensor) []Tensor
+		want   string
+	}{
+		{"flipped data byte", func(d []byte) []byte { d = slices.Clone(d); d[len(d)/2] ^= 1; return d }, "m", nil, "checksum mismatch"},
+		{"truncated", func(d []byte) []byte { return d[:len(d)-100] }, "m", nil, "checksum mismatch"},
+		{"not a checkpoint", func([]byte) []byte { return []byte("no magic here, just some text to make it long enough....") }, "m", nil, "not an mmpipe checkpoint"},
+		{"other model", nil, "sasrec", nil, "a m checkpoint, not sasrec"},
+		{"shape", nil, "m", func(d []Tensor) []Tensor { d[1].Shape = []int{1, 3}; return d }, "model wants"},
+		{"missing tensor", nil, "m", func(d []Tensor) []Tensor { d[1].Name = "other"; return d }, "no tensor \"other\""},
+		{"extra tensor", nil, "m", func(d []Tensor) []Tensor { return d[:3] }, "4 tensors, the model 3"},
+	}
+	data, _ := os.ReadFile(p)
+	for _, c := range cases {
+		q := p
+		if c.mutate != nil {
+			q = filepath.Join(dir, "bad.ckpt")
+			if err := os.WriteFile(q, c.mutate(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dst, b, _, s := fresh()
+		if c.dst != nil {
+			dst = c.dst(dst)
+		}
+		_, err := RestoreCheckpoint(q, c.model, dst)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+		if b[0] != 0 || *s != 0 {
+			t.Errorf("%s: dst was written before the error", c.name)
+		}
+	}
+}

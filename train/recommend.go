@@ -218,17 +218,11 @@ func (r *RunHandle) LoadCheckpoint(which string) (int, error) {
 		// A run without validation keeps no best checkpoint.
 		p = filepath.Join(r.Dir, CheckpointsDir, LastCheckpoint)
 	}
-	ck, err := ReadCheckpoint(p)
+	h, err := RestoreCheckpoint(p, r.Info.Model, r.Model.State())
 	if err != nil {
-		return 0, err
-	}
-	if ck.Header.Model != r.Info.Model {
-		return 0, fmt.Errorf("%s is a %s checkpoint, the run is %s", p, ck.Header.Model, r.Info.Model)
-	}
-	if err := ck.LoadInto(r.Model.State()); err != nil {
 		return 0, fmt.Errorf("load %s: %w", p, err)
 	}
-	st := ck.Header.State
+	st := h.State
 	epoch := st.Epoch - 1
 	if st.Batch > 0 && !st.Finished {
 		epoch = st.Epoch // mid-epoch

@@ -375,14 +375,11 @@ func newTrainer(ctx context.Context, f *Factory, cfg *Config, data *Data, o Opti
 	t.state = TrainState{Epoch: 1}
 	last := t.ckptPath(LastCheckpoint)
 	if o.Resume && fileExists(last) {
-		ck, err := ReadCheckpoint(last)
+		h, err := RestoreCheckpoint(last, f.Name, t.model.State())
 		if err != nil {
-			return nil, err
-		}
-		if err := ck.LoadInto(t.model.State()); err != nil {
 			return nil, fmt.Errorf("resume from %s: %w", last, err)
 		}
-		t.state = ck.Header.State
+		t.state = h.State
 		if err := t.rng.Restore(t.state.RNG); err != nil {
 			return nil, fmt.Errorf("resume from %s: %w", last, err)
 		}
@@ -552,15 +549,12 @@ func (t *trainer) finish(ctx context.Context) (*Report, error) {
 	best := st.BestEpoch
 	if best > 0 {
 		p := t.ckptPath(BestCheckpoint)
-		ck, err := ReadCheckpoint(p)
+		h, err := RestoreCheckpoint(p, t.f.Name, t.model.State())
 		if err != nil {
-			return nil, err
-		}
-		if got := ck.Header.State.Epoch - 1; got != best {
-			return nil, fmt.Errorf("%s holds epoch %d, but the run's best epoch is %d", p, got, best)
-		}
-		if err := ck.LoadInto(t.model.State()); err != nil {
 			return nil, fmt.Errorf("load %s: %w", p, err)
+		}
+		if got := h.State.Epoch - 1; got != best {
+			return nil, fmt.Errorf("%s holds epoch %d, but the run's best epoch is %d", p, got, best)
 		}
 	} else {
 		best = epochsRun
