@@ -116,6 +116,20 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress is the interval of progress logs (default 10 s).
 	Progress time.Duration
+	// ScratchBytes is the size of token states past which they are kept
+	// in a file-backed scratch array instead of the heap (default 256 MiB;
+	// negative: always).
+	ScratchBytes int64
+}
+
+func (o Options) scratchBytes() int64 {
+	switch {
+	case o.ScratchBytes < 0:
+		return -1
+	case o.ScratchBytes == 0:
+		return 256 << 20
+	}
+	return o.ScratchBytes
 }
 
 // Result says what the stage did.
@@ -250,18 +264,41 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if withTokens {
 		tokens = &store.FeatureMatrix{Meta: meta, Rows: n, Dim: info.TokenDim, Tokens: info.Tokens}
 	}
+	pooled.Data, pooled.Valid = make([]float32, n*info.Dim), make([]bool, n)
+	if withTokens {
+		// Token states can be far larger than memory (items × tokens × width):
+		// past scratchBytes they live in a file-backed scratch array beside
+		// the output, which the kernel pages out as needed.
+		if err := os.MkdirAll(filepath.Dir(ds.Path(relTok)), 0o755); err != nil {
+			return nil, fmt.Errorf("encode: %w", err)
+		}
+		if vals := n * info.Tokens * info.TokenDim; int64(vals)*4 > o.scratchBytes() {
+			sc, err := store.NewScratch(filepath.Dir(ds.Path(relTok)), vals)
+			if err != nil {
+				return nil, fmt.Errorf("encode: token states: %w", err)
+			}
+			defer sc.Close()
+			tokens.Data = sc.Data
+			log.Info("token states kept in a file-backed scratch array", "bytes", int64(vals)*4, "dir", filepath.Dir(ds.Path(relTok)))
+		} else {
+			tokens.Data = make([]float32, vals)
+		}
+		tokens.Valid, tokens.NTokens = make([]bool, n), make([]int32, n)
+	}
 	reused := false
 	if !o.Force {
 		reused = reuse(ds.Path(rel), pooled, log)
 		if reused && withTokens {
 			reused = reuse(ds.Path(relTok), tokens, log)
 		}
-	}
-	if !reused {
-		pooled.Data, pooled.Valid = make([]float32, n*info.Dim), make([]bool, n)
-		if withTokens {
-			tokens.Data, tokens.Valid = make([]float32, n*info.Tokens*info.TokenDim), make([]bool, n)
-			tokens.NTokens = make([]int32, n)
+		if !reused {
+			for _, m := range []*store.FeatureMatrix{pooled, tokens} {
+				if m != nil {
+					clear(m.Data)
+					clear(m.Valid)
+					clear(m.NTokens)
+				}
+			}
 		}
 	}
 
@@ -422,16 +459,21 @@ func reuse(path string, m *store.FeatureMatrix, log *slog.Logger) bool {
 		log.Info("existing feature file was built differently; re-encoding everything", "file", path, "reason", why)
 		return false
 	}
-	old2 := ff.Matrix()
-	m.Data, m.Valid, m.NTokens = old2.Data, old2.Valid, old2.NTokens
-	if m.Valid == nil {
-		m.Valid = make([]bool, m.Rows)
-		for r := range m.Valid {
-			m.Valid[r] = true
-		}
+	// Copy into m's arrays (allocated by the caller, possibly a scratch
+	// file), row by row, so an old file is never held twice.
+	w := m.Dim
+	if m.Tokens > 0 {
+		w = m.Tokens * m.Dim
 	}
-	if m.Tokens > 0 && m.NTokens == nil {
-		m.NTokens = make([]int32, m.Rows)
+	for r := range m.Rows {
+		if !ff.Valid(r) {
+			continue
+		}
+		copy(m.Data[r*w:(r+1)*w], ff.Vector(r))
+		m.Valid[r] = true
+		if m.Tokens > 0 {
+			m.NTokens[r] = int32(ff.NTokens(r))
+		}
 	}
 	return true
 }

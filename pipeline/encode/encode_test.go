@@ -454,3 +454,59 @@ func TestPipelineOrder(t *testing.T) {
 		t.Errorf("result %+v, %d runs", res, enc.runs)
 	}
 }
+
+// addWithheld stores the fixture's first withheld image in its LMDB store.
+func addWithheld(t *testing.T, f *fixture) {
+	t.Helper()
+	st, err := imagestore.Open(filepath.Join(f.dir, store.ImagesDir), imagestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id := f.withheld[0]
+	data, err := os.ReadFile(filepath.Join(f.info.ImageDir, id+".jpg"))
+	if err != nil {
+		data, err = os.ReadFile(filepath.Join(f.info.ImageDir, id+".png"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &imagestore.Batch{}
+	b.PutImage(id, data, imagestore.LedgerEntry{})
+	if err := st.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEncodeTokensInScratch: token states kept in a file-backed scratch
+// array (forced with ScratchBytes -1), through a first run and an
+// incremental one that reuses the old rows, give the same token file as
+// one run on the heap, and leave no scratch file behind.
+func TestEncodeTokensInScratch(t *testing.T) {
+	opts := extract.Options{Dim: 24, TokenOutput: true}
+	a := newFixture(t, 2)
+	first := run(t, Options{Dataset: a.dir, Encoder: builtin.ImageStatsName, Opts: opts, ScratchBytes: -1, BatchSize: 3})
+	addWithheld(t, a)
+	inc := run(t, Options{Dataset: a.dir, Encoder: builtin.ImageStatsName, Opts: opts, ScratchBytes: -1})
+	if inc.Encoded != 1 || inc.Reused != first.Encoded {
+		t.Fatalf("incremental run %+v after %+v", inc, first)
+	}
+	b := newFixture(t, 2)
+	addWithheld(t, b)
+	heap := run(t, Options{Dataset: b.dir, Encoder: builtin.ImageStatsName, Opts: opts})
+	ta, tb := openFeatures(t, filepath.Join(a.dir, inc.TokensFile)), openFeatures(t, filepath.Join(b.dir, heap.TokensFile))
+	if ta.Rows() != tb.Rows() || ta.Tokens() != tb.Tokens() || ta.Tokens() == 0 || ta.Present() != tb.Present() {
+		t.Fatalf("scratch file %d rows × %d tokens (%d present), heap %d × %d (%d)", ta.Rows(), ta.Tokens(), ta.Present(), tb.Rows(), tb.Tokens(), tb.Present())
+	}
+	for r := range ta.Rows() {
+		if ta.Valid(r) != tb.Valid(r) || ta.NTokens(r) != tb.NTokens(r) || !slices.Equal(ta.Vector(r), tb.Vector(r)) {
+			t.Fatalf("row %d differs between the scratch and the heap runs", r)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(a.dir, store.FeaturesDir))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".scratch") {
+			t.Errorf("scratch file %s left behind", e.Name())
+		}
+	}
+}
