@@ -205,6 +205,17 @@ type Tables struct {
 	Features []ImportedFeature
 }
 
+// unnamedIndex reports whether raw is the decimal index of an item of a
+// dense source that has no raw id of its own (RecBole files without an
+// .item2index: the metadata names items by their numbers).
+func (b *Builder) unnamedIndex(raw string) bool {
+	if !b.Items.Dense() {
+		return false
+	}
+	n, err := strconv.ParseInt(raw, 10, 32)
+	return err == nil && n >= 0 && int(n) < b.Items.Len() && b.Items.ID(int32(n)) == "" && strconv.Itoa(int(n)) == raw
+}
+
 // Finish attaches metadata to items, appends metadata-only items (ordered by
 // raw id), removes exact duplicate rows (same user, item, timestamp and
 // rating; the first is kept) and returns the tables.
@@ -212,9 +223,10 @@ func (b *Builder) Finish() (*Tables, error) {
 	// Metadata-only items.
 	var extra []string
 	for raw := range b.Meta {
-		if _, ok := b.Items.Lookup(raw); !ok {
-			extra = append(extra, raw)
+		if _, ok := b.Items.Lookup(raw); ok || b.unnamedIndex(raw) {
+			continue
 		}
+		extra = append(extra, raw)
 	}
 	if b.Items.Dense() && len(extra) > 0 {
 		// A dense source's metadata must name indexed items.
@@ -235,7 +247,11 @@ func (b *Builder) Finish() (*Tables, error) {
 	t.Items = make([]store.Item, b.Items.Len())
 	for i := range t.Items {
 		raw := b.Items.ID(int32(i))
-		if m, ok := b.Meta[raw]; ok && raw != "" {
+		key := raw
+		if raw == "" {
+			key = strconv.Itoa(i) // a dense source names its items by their numbers
+		}
+		if m, ok := b.Meta[key]; ok {
 			t.Items[i] = *m
 		} else {
 			t.Items[i] = store.NewItem(int32(i), raw)

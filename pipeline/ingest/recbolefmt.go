@@ -116,7 +116,10 @@ func (recboleFormat) Read(ctx context.Context, files []string, b *Builder, opts 
 			if err != nil || n < 0 || int(n) >= b.Items.Len() {
 				return "", false
 			}
-			return b.Items.ID(int32(n)), true
+			if id := b.Items.ID(int32(n)); id != "" {
+				return id, true
+			}
+			return strconv.Itoa(int(n)), true // named by its number (Finish does the same)
 		}
 		return tok, true
 	}

@@ -115,3 +115,39 @@ func TestRecBoleFeatCLSNeedsDim(t *testing.T) {
 		t.Error("a width that does not divide the file was accepted")
 	}
 }
+
+// TestRecBoleTextByNumber: without an .item2index, .text and .item.json
+// name items by their numbers (amazon-office); the text must reach those
+// items, and a number past the last item is reported, not attached.
+func TestRecBoleTextByNumber(t *testing.T) {
+	dir := t.TempDir()
+	writeSeqFiles(t, dir, [][]int{{0, 1, 2, 3}, {2, 3, 1}}, 10)
+	text := "item_id:token\ttext:token_seq\n0\tred stapler\n2\tblue pen\n9\tno such item\n"
+	js := `{"1": {"title": "paper clips", "brand": "Acme", "categories": "Office"}}`
+	for name, body := range map[string]string{"X.text": text, "X.item.json": js} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb, rep, err := Run(context.Background(), "recbole", []string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.Items) != 4 {
+		t.Fatalf("%d items, want 4", len(tb.Items))
+	}
+	cases := []struct {
+		idx  int
+		want string
+	}{{0, "red stapler"}, {1, "paper clips"}, {2, "blue pen"}, {3, ""}}
+	for _, c := range cases {
+		it := tb.Items[c.idx]
+		got := it.Title + it.Text
+		if it.ID != fmt.Sprint(c.idx) || !strings.Contains(got, c.want) || (c.want == "") != !it.HasText() {
+			t.Errorf("item %d: id %q, title %q text %q; want %q", c.idx, it.ID, it.Title, it.Text, c.want)
+		}
+	}
+	if rep.MetaUnmatched != 1 {
+		t.Errorf("unmatched metadata %d, want 1 (item 9)", rep.MetaUnmatched)
+	}
+}
