@@ -9,13 +9,14 @@ import (
 	"github.com/mmpipe/mmpipe/train/models/mf"
 	"github.com/mmpipe/mmpipe/train/models/missrec"
 	"github.com/mmpipe/mmpipe/train/models/mmssl"
+	"github.com/mmpipe/mmpipe/train/models/pmmrec"
 	"github.com/mmpipe/mmpipe/train/models/pop"
 	"github.com/mmpipe/mmpipe/train/models/sasrec"
 )
 
 // All returns the factories of every model, in --model order.
 func All() []*train.Factory {
-	return []*train.Factory{pop.Factory(), mf.Factory(), lightgcn.Factory(), itemknn.Factory(), sasrec.Factory(), mmssl.Factory(), missrec.Factory()}
+	return []*train.Factory{pop.Factory(), mf.Factory(), lightgcn.Factory(), itemknn.Factory(), sasrec.Factory(), mmssl.Factory(), missrec.Factory(), pmmrec.Factory()}
 }
 
 // Lookup returns the factory of the named model.
