@@ -43,6 +43,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mmpipe/mmpipe/extract/vision/jpegcheck"
 )
 
 func main() {
@@ -50,7 +52,7 @@ func main() {
 		n       = flag.Int("n", 2000, "number of images")
 		bin     = flag.String("mmpipe", "bin/mmpipe", "mmpipe binary to benchmark")
 		out     = flag.String("out", "bench/out/crawl", "work directory (image cache, datasets, results)")
-		modes   = flag.String("modes", "decode-alone,structural,decode,resize", "comma-separated runs: decode-alone (image/jpeg alone, the reference), structural, decode, resize")
+		modes   = flag.String("modes", "decode-alone,check-alone,structural,decode,resize", "comma-separated runs: decode-alone (image/jpeg alone, the reference), check-alone (jpegcheck alone, what --validate decode runs on JPEGs), structural, decode, resize")
 		conc    = flag.Int("concurrency", 64, "mmpipe --concurrency")
 		repeat  = flag.Int("repeat", 1, "runs per mode (the best is reported)")
 		extra   = flag.String("args", "", "extra mmpipe crawl arguments, space-separated")
@@ -305,9 +307,12 @@ func bench(ctx context.Context, n, copies int, bin, out string, modes []string, 
 		for r := 0; r < repeat; r++ {
 			var res result
 			var err error
-			if mode == "decode-alone" {
-				res, err = decodeAlone(imgDir, n)
-			} else {
+			switch mode {
+			case "decode-alone":
+				res, err = decodeAlone(imgDir, n, "decode-alone")
+			case "check-alone":
+				res, err = decodeAlone(imgDir, n, "check-alone")
+			default:
 				res, err = runOnce(ctx, bin, out, urls, mode, conc, extra, profile, srv)
 			}
 			if err != nil {
@@ -397,8 +402,19 @@ func runOnce(ctx context.Context, bin, out, urls, mode string, conc int, extra [
 }
 
 // decodeAlone is the reference: image/jpeg decoding the same files from
-// memory on one goroutine per core, nothing else.
-func decodeAlone(dir string, n int) (result, error) {
+// memory on one goroutine per core, nothing else; as mode "check-alone",
+// jpegcheck.Check (what the crawl's decode validation runs on a JPEG)
+// instead of image/jpeg.
+func decodeAlone(dir string, n int, mode string) (result, error) {
+	decode := func(b []byte) error {
+		_, err := jpeg.Decode(bytes.NewReader(b))
+		return err
+	}
+	command := "image/jpeg.Decode of the same files from memory, GOMAXPROCS goroutines"
+	if mode == "check-alone" {
+		decode = jpegcheck.Check
+		command = "jpegcheck.Check of the same files from memory, GOMAXPROCS goroutines"
+	}
 	files := make([][]byte, n)
 	for i := range files {
 		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%06d.jpg", i)))
@@ -422,7 +438,7 @@ func decodeAlone(dir string, n int) (result, error) {
 		go func() {
 			defer wg.Done()
 			for b := range jobs {
-				if _, err := jpeg.Decode(bytes.NewReader(b)); err != nil {
+				if err := decode(b); err != nil {
 					failed.Add(1)
 				}
 			}
@@ -432,11 +448,11 @@ func decodeAlone(dir string, n int) (result, error) {
 	wall := time.Since(start).Seconds()
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	if failed.Load() > 0 {
-		return result{}, fmt.Errorf("decode-alone: %d images failed", failed.Load())
+		return result{}, fmt.Errorf("%s: %d images failed", mode, failed.Load())
 	}
 	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()).Seconds()
-	return result{Mode: "decode-alone", Stored: n, WallSeconds: wall, PerSecond: float64(n) / wall, CrawlPerSec: float64(n) / wall,
-		CPUSeconds: cpu, Command: "image/jpeg.Decode of the same files from memory, GOMAXPROCS goroutines"}, nil
+	return result{Mode: mode, Stored: n, WallSeconds: wall, PerSecond: float64(n) / wall, CrawlPerSec: float64(n) / wall,
+		CPUSeconds: cpu, Command: command}, nil
 }
 
 // peakAnon samples /proc/<pid>/status every 10 ms until the process is gone

@@ -48,7 +48,8 @@ Retry-After on 429/503, X-Robots-Tag noai/noimageai (checked before the body is 
 exponential back-off and jitter for time-outs, resets and 5xx only. Safety: only http/https; loopback,
 private, link-local and multicast addresses are refused after DNS and on every redirect unless
 --allow-private or --allow-net. Validation: structural by default (signature, size from the header, pixel
-limit, the file walked to its end marker), a full decode with --validate decode.
+limit, the file walked to its end marker); --validate decode also decodes the image data (JPEG: every block
+entropy-decoded by a validating decoder, no pixels built; other formats: a full decode).
 
 Resumable: a re-run fetches only items without a ledger entry (or whose URL changed since they were
 stored); --retry-failed also retries failed and
@@ -189,7 +190,7 @@ attempts, time) next to the store; --result-file gets the same statistics.`,
 	f.IntVar(&o.MaxCandidates, "max-urls", crawl.DefaultMaxCandidates, "URLs of an item tried in order until one gives a valid image")
 	f.BoolVar(&o.AllowPrivate, "allow-private", false, "allow loopback, private, link-local and other non-public addresses (tests, intranets)")
 	f.StringArrayVar(&allowNets, "allow-net", nil, "allow this address or CIDR network even if it is not public (repeatable)")
-	f.StringVar(&o.Validate, "validate", crawl.ValidateStructural, "structural (signature, header size, end marker, pixel limit) or decode (full decode too)")
+	f.StringVar(&o.Validate, "validate", crawl.ValidateStructural, "structural (signature, header size, end marker, pixel limit) or decode (also decodes the image data: every JPEG block is entropy-decoded, PNG/GIF/WebP fully decoded)")
 	f.IntVar(&o.Resize, "resize", 0, "scale images whose longer side exceeds N down to N and store them as JPEG (0: store as fetched)")
 	f.IntVar(&o.JPEGQuality, "jpeg-quality", crawl.DefaultJPEGQuality, "JPEG quality of resized images")
 	f.BoolVar(&o.RetryFailed, "retry-failed", false, "also fetch items whose ledger says failed or skipped by robots/noai")

@@ -33,6 +33,18 @@ func BenchmarkDecodeJPEG(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckJPEG is --validate decode's work on a JPEG (jpegcheck: every
+// block entropy-decoded, no pixels); BenchmarkDecodeJPEG is what it was.
+func BenchmarkCheckJPEG(b *testing.B) {
+	img := benchImage(b)
+	b.SetBytes(int64(len(img)))
+	for b.Loop() {
+		if _, _, err := checkImage(img, FormatJPEG); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDecodeJPEGStdlib(b *testing.B) {
 	img := benchImage(b)
 	b.SetBytes(int64(len(img)))

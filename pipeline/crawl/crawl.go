@@ -12,9 +12,10 @@
 // redirects followed by hand so that each hop is checked again, X-Robots-Tag
 // checked before the body is read, a body limit), structural validation
 // (format signature, size from the header, pixel limit, the container walked
-// to its end marker) and, on request, a full decode and a resize on a pool
-// of Options.Workers (the cores). One writer goroutine batches the results
-// into LMDB transactions.
+// to its end marker) and, on request, a decode check (for a JPEG that is not
+// resized, extract/vision/jpegcheck: every block entropy-decoded, no pixels)
+// and a resize on a pool of Options.Workers (the cores). One writer
+// goroutine batches the results into LMDB transactions.
 //
 // Safety. Only http and https are fetched. The dialer refuses loopback,
 // private, link-local, multicast and other non-public addresses after DNS
@@ -611,18 +612,28 @@ func (r *runner) validate(ctx context.Context, res *result, body []byte, declare
 	res.sum = sha256Sum(img)
 }
 
-// decodeAndResize fully decodes body and, when it exceeds Options.Resize,
-// returns the resized JPEG (nil when the original is kept).
+// decodeAndResize checks that body decodes and, when it exceeds
+// Options.Resize, returns the resized JPEG (nil when the original is kept).
+// Only a resize needs the pixels and a full decode; otherwise checkImage
+// validates the image without reconstructing them (for a JPEG: every block
+// entropy-decoded).
 func (r *runner) decodeAndResize(body []byte, info ImageInfo) ([]byte, int, int, *failure) {
+	if r.o.Resize <= 0 || max(info.Width, info.Height) <= r.o.Resize {
+		w, h, err := checkImage(body, info.Format)
+		if err != nil {
+			return nil, 0, 0, failf(ClassDecode, false, "%s decode: %v", info.Format, err)
+		}
+		if w != info.Width || h != info.Height {
+			return nil, 0, 0, failf(ClassCorrupt, false, "%s header says %d×%d, decoded %d×%d", info.Format, info.Width, info.Height, w, h)
+		}
+		return nil, 0, 0, nil
+	}
 	m, err := decodeImage(body, info.Format)
 	if err != nil {
 		return nil, 0, 0, failf(ClassDecode, false, "%s decode: %v", info.Format, err)
 	}
 	if b := m.Bounds(); b.Dx() != info.Width || b.Dy() != info.Height {
 		return nil, 0, 0, failf(ClassCorrupt, false, "%s header says %d×%d, decoded %d×%d", info.Format, info.Width, info.Height, b.Dx(), b.Dy())
-	}
-	if r.o.Resize <= 0 || max(info.Width, info.Height) <= r.o.Resize {
-		return nil, 0, 0, nil
 	}
 	out, w, h, err := resizeJPEG(m, r.o.Resize, r.o.JPEGQuality)
 	if err != nil {

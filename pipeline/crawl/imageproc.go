@@ -11,7 +11,30 @@ import (
 	"image/png"
 
 	"golang.org/x/image/webp"
+
+	"github.com/mmpipe/mmpipe/extract/vision/jpegcheck"
 )
+
+// checkImage tells whether b decodes in the format structural validation
+// found, and returns the decoded size, without keeping the pixels when they
+// are not needed: a JPEG is entropy-decoded block by block by jpegcheck
+// (every check image/jpeg makes, none of the inverse DCT, upsampling or
+// colour conversion, which cannot fail); PNG, GIF and WebP are decoded.
+func checkImage(b []byte, format string) (w, h int, err error) {
+	if format == FormatJPEG {
+		info, err := jpegcheck.CheckInfo(b)
+		if info.Width == 0 || info.Height == 0 {
+			return 0, 0, err // image/jpeg's bounds of an empty image
+		}
+		return info.Width, info.Height, err
+	}
+	m, err := decodeImage(b, format)
+	if err != nil {
+		return 0, 0, err
+	}
+	r := m.Bounds()
+	return r.Dx(), r.Dy(), nil
+}
 
 // decodeImage fully decodes b in the format structural validation found.
 // GIFs decode their first frame (the others were walked structurally).
