@@ -38,7 +38,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if m.trainP, err = gx.NewProgram(be, "bench", 0, trainGraph(c, lay)); err != nil {
+	if m.trainP, err = gx.NewProgram(be, "bench", 0, trainGraph(c, lay, nil)); err != nil {
 		b.Fatal(err)
 	}
 	hs := make([][]int32, c.BatchSize)

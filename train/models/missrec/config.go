@@ -3,6 +3,7 @@ package missrec
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Stages and modes.
@@ -21,6 +22,13 @@ const (
 	// softmax(f·cosines). FusionStatic is the plain average.
 	FusionDynamic = "dynamic"
 	FusionStatic  = "static"
+
+	// ClusterKMeans is the reference's one-pass mini-batch k-means (the
+	// algorithm its trainer calls); ClusterDPCKNN is the density-peak
+	// clustering with k-nearest-neighbour density of cluster_utils.py
+	// (commented out at the reference's call site).
+	ClusterKMeans = "kmeans"
+	ClusterDPCKNN = "dpc-knn"
 )
 
 // Config is MISSRec's configuration. The defaults are the reference's
@@ -30,12 +38,44 @@ const (
 // 1e-12, temperature 0.07, interest regulariser weight 1e-4, interest ratio
 // 0.5, history of at most 50 items, batch 512, Adam with learning rate 1e-3.
 type Config struct {
-	// Stage is "finetune" (train on the dataset's sequences; from scratch)
-	// or "pretrain" (not implemented yet).
+	// Stage is "finetune" (full-softmax next-item training on the
+	// dataset's sequences, from scratch or from an --init checkpoint) or
+	// "pretrain" (in-batch sequence–item and sequence–sequence contrastive
+	// training on the sequences of the dataset and of pretrain_datasets;
+	// no item-ID embeddings; the dataset's valid split is scored as a
+	// monitor only).
 	Stage string `yaml:"stage" json:"stage"`
 	// Mode is "transductive" (with item-ID embeddings) or "inductive"
-	// (modality features only).
+	// (modality features only); fine-tuning only (pre-training has no IDs).
 	Mode string `yaml:"mode" json:"mode"`
+	// PretrainDatasets are further mmpipe dataset directories pre-trained
+	// on beside --dataset (stage=pretrain): their training sequences join
+	// the batches and their items the interest clustering, with item ids
+	// prefixed by domain (domain 0 = --dataset). Each must have the same
+	// feature files (same names and dimensions).
+	PretrainDatasets []string `yaml:"pretrain_datasets" json:"pretrain_datasets"`
+	// TextAugFeatures names the word-dropped text feature file of the
+	// word-drop augmentation (the reference's .feat2CLS), in every
+	// pre-training dataset; "" replaces a dropped word's text by no text
+	// (a zero feature row, i.e. the adaptor bias).
+	TextAugFeatures string `yaml:"text_aug_features" json:"text_aug_features"`
+	// Lambda weighs the sequence–sequence contrastive loss (pre-training).
+	Lambda float64 `yaml:"lambda" json:"lambda"`
+	// ItemDropRatio is the probability that a position is dropped by the
+	// augmentation; ItemDropCoefficient the probability that a batch's
+	// augmentation is item drop (else word drop).
+	ItemDropRatio       float64 `yaml:"item_drop_ratio" json:"item_drop_ratio"`
+	ItemDropCoefficient float64 `yaml:"item_drop_coefficient" json:"item_drop_coefficient"`
+	// Freeze, when fine-tuning from an --init checkpoint, freezes what the
+	// reference's finetune.py freezes: the position embeddings and the whole
+	// Transformer (encoder and decoder). false trains everything.
+	Freeze bool `yaml:"freeze" json:"freeze"`
+	// Cluster is the interest discovery algorithm: "kmeans" (reference) or
+	// "dpc-knn".
+	Cluster string `yaml:"cluster" json:"cluster"`
+	// KNNLocalRatio sets DPC-KNN's neighbourhood: ⌈ratio · tokens⌉ nearest
+	// neighbours give a token's local density.
+	KNNLocalRatio float64 `yaml:"knn_local_ratio" json:"knn_local_ratio"`
 	// TextFeatures and ImageFeatures name the feature files of the two
 	// modalities (a modality such as "text", or a file stem such as
 	// "text.imported"); "" leaves that modality out.
@@ -90,9 +130,13 @@ type Config struct {
 	EvalBatch int `yaml:"eval_batch" json:"eval_batch"`
 }
 
-// DefaultConfig returns the reference's fine-tuning defaults.
+// DefaultConfig returns the reference's fine-tuning defaults (the
+// reference pre-trains with interest_ratio 0.02 and batch_size 4096: set
+// those two beside stage=pretrain to follow it).
 func DefaultConfig() *Config {
 	return &Config{Stage: StageFinetune, Mode: ModeTransductive, TextFeatures: "text", ImageFeatures: "image",
+		PretrainDatasets: []string{}, Lambda: 1e-3, ItemDropRatio: 0.2, ItemDropCoefficient: 0.9, Freeze: true,
+		Cluster: ClusterKMeans, KNNLocalRatio: 0.1,
 		Dim: 300, Heads: 4, Inner: 256, Dropout: 0.5, LNEps: 1e-12, InitStd: 0.02, MaxLen: 50,
 		Temperature: 0.07, Gamma: 1e-4, Fusion: FusionDynamic, InterestRatio: 0.5, KMeansBatch: 2048,
 		KMeansAbs: true, PadClass: true, LR: 1e-3, BatchSize: 512, LenBucket: 10, EvalBatch: 1024}
@@ -105,6 +149,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("stage: must be %q or %q, got %q", StageFinetune, StagePretrain, c.Stage)
 	case c.Mode != ModeTransductive && c.Mode != ModeInductive:
 		return fmt.Errorf("mode: must be %q or %q, got %q", ModeTransductive, ModeInductive, c.Mode)
+	case c.Stage == StagePretrain && slices.Contains(c.PretrainDatasets, ""):
+		return fmt.Errorf("pretrain_datasets: an empty directory name")
+	case c.Stage != StagePretrain && len(c.PretrainDatasets) > 0:
+		return fmt.Errorf("pretrain_datasets: only for stage=%s (stage is %q)", StagePretrain, c.Stage)
+	case !(c.Lambda >= 0):
+		return fmt.Errorf("lambda: must be ≥ 0, got %v", c.Lambda)
+	case !(c.ItemDropRatio >= 0 && c.ItemDropRatio < 1):
+		return fmt.Errorf("item_drop_ratio: must be in [0, 1), got %v", c.ItemDropRatio)
+	case !(c.ItemDropCoefficient >= 0 && c.ItemDropCoefficient <= 1):
+		return fmt.Errorf("item_drop_coefficient: must be in [0, 1], got %v", c.ItemDropCoefficient)
+	case c.Cluster != ClusterKMeans && c.Cluster != ClusterDPCKNN:
+		return fmt.Errorf("cluster: must be %q or %q, got %q", ClusterKMeans, ClusterDPCKNN, c.Cluster)
+	case !(c.KNNLocalRatio > 0 && c.KNNLocalRatio <= 1):
+		return fmt.Errorf("knn_local_ratio: must be in (0, 1], got %v", c.KNNLocalRatio)
 	case c.TextFeatures == "" && c.ImageFeatures == "":
 		return fmt.Errorf("text_features, image_features: name at least one feature file")
 	case c.Dim < 1:

@@ -98,7 +98,7 @@ func paramLayout(c *Config, numItems, dimT, dimV int) *layout {
 	l.pos = add("position_embedding", initNormal, 0, c.MaxLen, d)
 	l.ln0 = ln("layer_norm")
 	l.fusion = add("fusion_factor", initZeros, 0, 1)
-	if c.Mode == ModeTransductive {
+	if c.Mode == ModeTransductive && c.Stage == StageFinetune {
 		l.item = add("item_embedding", initNormal, 0, numItems+1, d)
 	}
 	l.encSA, l.encLN1, l.encFF, l.encLN2 = at("encoder.self_attn"), ln("encoder.norm1"), ff("encoder.ffn"), ln("encoder.norm2")
@@ -214,20 +214,24 @@ func (n *net) idTable(normalised bool) *Node {
 
 // encode returns the normalised sequence vectors [B, d] and the encoder
 // output (memory) [B·Q, d]. at/av are the adaptor outputs of all items,
-// seq [B, L] item rows, selfBias [B, L] and memBias [B, Q] additive
+// seqT and seqV [B, L] the rows of at and av of every position (the same
+// item rows, except in pre-training's augmented view, whose text rows may
+// point into the word-dropped table and whose image rows are those of the
+// un-augmented sequence, as in the reference); seqT also indexes the
+// item-ID embeddings. selfBias [B, L] and memBias [B, Q] are additive
 // key-padding biases, interest [B, Q, d] the interest embeddings, last [B]
 // the flat position of each row's last item.
-func (n *net) encode(at, av, seq, selfBias, interest, memBias, last *Node) (s, mem *Node) {
+func (n *net) encode(at, av, seqT, seqV, selfBias, interest, memBias, last *Node) (s, mem *Node) {
 	c, l, p := n.cfg, n.lay, n.p
-	dims := seq.Shape().Dimensions
+	dims := seqT.Shape().Dimensions
 	B, L, Q, d := dims[0], dims[1], interest.Shape().Dimensions[1], c.Dim
-	idx := Reshape(seq, B*L, 1)
+	idx := Reshape(seqT, B*L, 1)
 	var x *Node
 	if at != nil {
 		x = Gather(at, idx)
 	}
 	if av != nil {
-		g := Gather(av, idx)
+		g := Gather(av, Reshape(seqV, B*L, 1))
 		if x == nil {
 			x = g
 		} else {
@@ -261,8 +265,15 @@ func (n *net) encode(at, av, seq, selfBias, interest, memBias, last *Node) (s, m
 // sequence vectors s [B, d] against all item rows [B, items+1]: per
 // modality s·norm(adaptor), fused by softmax(f·cosines) weights (dynamic)
 // or averaged (static); transductive adds the ID cosine as (id + 2·fused)/3.
+//
+// With a single modality in transductive mode the reference scores
+// differently (its _compute_test_item_embeddings): s·norm(adaptor + ID
+// embedding), the sum normalised, not the 1:2 average of cosines.
 func (n *net) scores(s, at, av *Node) *Node {
 	c, l, p := n.cfg, n.lay, n.p
+	if (at == nil) != (av == nil) && l.item >= 0 {
+		return Einsum("bd,id->bi", s, n.singleTable(at, av))
+	}
 	var ct, cv *Node
 	if at != nil {
 		ct = Einsum("bd,id->bi", s, l2norm(at))
@@ -291,18 +302,62 @@ func (n *net) scores(s, at, av *Node) *Node {
 	return fused
 }
 
+// singleTable is the item table of a single modality in transductive
+// mode: norm(adaptor output + ID embedding) of every item row (the padding
+// row: the adaptor bias).
+func (n *net) singleTable(at, av *Node) *Node {
+	a := at
+	if a == nil {
+		a = av
+	}
+	return l2norm(Add(a, n.idTable(false)))
+}
+
 // trainInputs is the number of non-parameter, non-mask inputs of the
 // training graph.
 const trainInputs = 10
 
-// trainGraph is the training step. Inputs: the parameters, then featT
+// crossEntropy is the mean over rows of weight rowW [B] of the softmax
+// cross-entropy of logits [B, V] at target [B].
+func crossEntropy(logits, target, rowW *Node) *Node {
+	B, V := logits.Shape().Dimensions[0], logits.Shape().Dimensions[1]
+	mx := StopGradient(ReduceAndKeep(logits, ReduceMax, -1))
+	lse := Add(Log(ReduceSum(Exp(Sub(logits, mx)), -1)), Reshape(mx, B))
+	tl := ReduceSum(Mul(logits, OneHot(target, V, dtypes.Float32)), -1)
+	nrows := Max(ReduceAllSum(rowW), ScalarOne(rowW.Graph(), rowW.DType()))
+	return Div(ReduceAllSum(Mul(Sub(lse, tl), rowW)), nrows)
+}
+
+// interestReg is the interest regulariser Σ_b Σ_d (Σ_j w_bj · mem_bj,d)² / d
+// of the encoder output mem [B·Q, d] with weights regW [B, Q].
+func interestReg(c *Config, mem, regW *Node) *Node {
+	B, Q := regW.Shape().Dimensions[0], regW.Shape().Dimensions[1]
+	pooled := Einsum("bq,bqd->bd", regW, Reshape(mem, B, Q, c.Dim))
+	return DivScalar(ReduceAllSum(Square(pooled)), float64(c.Dim))
+}
+
+// gradients returns the gradient of loss with respect to the parameters
+// listed in trained (all when nil): frozen parameters get none computed.
+func gradients(loss *Node, params []*Node, trained []int) []*Node {
+	if trained == nil {
+		return Gradient(loss, params...)
+	}
+	sub := make([]*Node, len(trained))
+	for k, i := range trained {
+		sub[k] = params[i]
+	}
+	return Gradient(loss, sub...)
+}
+
+// trainGraph is the fine-tuning step. Inputs: the parameters, then featT
 // [items+1, dT] and featV [items+1, dV] (a [1, 1] placeholder for a missing
 // modality), seq [B, L] int32, selfBias [B, L], interest [B, Q, d],
 // memBias [B, Q], last [B] int32, target [B] int32 (item row, 0 = padding
 // class), rowW [B] (1 for a real row), regW [B, Q] (the interest
-// regulariser's per-position weight), then the dropout masks. Outputs: total loss, cross-entropy, regulariser, then the
-// gradient of the total loss with respect to every parameter.
-func trainGraph(c *Config, lay *layout) func(in []*Node) []*Node {
+// regulariser's per-position weight), then the dropout masks. Outputs:
+// total loss, cross-entropy, regulariser, then the gradient of the total
+// loss with respect to every parameter of trained (nil: all, in order).
+func trainGraph(c *Config, lay *layout, trained []int) func(in []*Node) []*Node {
 	np := len(lay.specs)
 	return func(in []*Node) []*Node {
 		params := in[:np]
@@ -312,7 +367,7 @@ func trainGraph(c *Config, lay *layout) func(in []*Node) []*Node {
 		masks := in[np+trainInputs:]
 		n := &net{cfg: c, lay: lay, p: params, masks: masks}
 		at, av := n.adaptors(featT, featV)
-		s, mem := n.encode(at, av, seq, selfBias, interest, memBias, last)
+		s, mem := n.encode(at, av, seq, seq, selfBias, interest, memBias, last)
 		logits := DivScalar(n.scores(s, at, av), c.Temperature) // [B, items+1]
 		tgt := target
 		if !c.PadClass {
@@ -320,18 +375,67 @@ func trainGraph(c *Config, lay *layout) func(in []*Node) []*Node {
 			logits = Slice(logits, AxisRange(), AxisRange(1, cols))
 			tgt = AddScalar(target, -1)
 		}
-		B, V := logits.Shape().Dimensions[0], logits.Shape().Dimensions[1]
-		mx := StopGradient(ReduceAndKeep(logits, ReduceMax, -1))
-		lse := Add(Log(ReduceSum(Exp(Sub(logits, mx)), -1)), Reshape(mx, B))
-		tl := ReduceSum(Mul(logits, OneHot(tgt, V, dtypes.Float32)), -1)
-		nrows := Max(ReduceAllSum(rowW), ScalarOne(rowW.Graph(), rowW.DType()))
-		ce := Div(ReduceAllSum(Mul(Sub(lse, tl), rowW)), nrows)
-		// Interest regulariser: Σ_b Σ_d (Σ_j w_bj · mem_bj,d)² / d.
-		Q := regW.Shape().Dimensions[1]
-		pooled := Einsum("bq,bqd->bd", regW, Reshape(mem, B, Q, c.Dim))
-		reg := DivScalar(ReduceAllSum(Square(pooled)), float64(c.Dim))
+		ce := crossEntropy(logits, tgt, rowW)
+		reg := interestReg(c, mem, regW)
 		loss := Add(ce, MulScalar(reg, c.Gamma))
-		return append([]*Node{loss, ce, reg}, Gradient(loss, params...)...)
+		return append([]*Node{loss, ce, reg}, gradients(loss, params, trained)...)
+	}
+}
+
+// viewInputs is the number of inputs of one view of a pre-training batch:
+// seqT, seqV, selfBias, interest, memBias, last, regW (as in trainGraph;
+// seqT indexes the text table followed by the word-dropped one).
+const viewInputs = 7
+
+// pretrainInputs is the number of non-parameter, non-mask inputs of the
+// pre-training graph.
+const pretrainInputs = 3 + 2*viewInputs + 3
+
+// pretrainGraph is the pre-training step (§3.7). Inputs: the parameters,
+// featT, featV, featT2 (the word-dropped text features, [items+1, dT]; a
+// [1, 1] placeholder when absent), the original view and the augmented
+// view (viewInputs each), target [B] int32 (the item rows of the batch's
+// positive items), rowW [B] (1 for a real row), colBias [B] (0 for a real
+// row's candidate, maskBias for a padding row's), then the dropout masks of
+// the original view and of the augmented view. Loss: L_si + λ·L_ss +
+// γ·(R + R_aug), where L_si is the cross-entropy of the fused cosines of
+// each sequence with the batch's positive items (diagonal labels, no
+// false-negative masking), L_ss that of s·s'ᵀ between the sequence vectors
+// of the two views. Outputs: loss, L_si, L_ss, R + R_aug, then the
+// gradients of the loss with respect to every parameter.
+func pretrainGraph(c *Config, lay *layout, hasT2 bool) func(in []*Node) []*Node {
+	np := len(lay.specs)
+	return func(in []*Node) []*Node {
+		params := in[:np]
+		featT, featV, featT2 := in[np], in[np+1], in[np+2]
+		v1, v2 := in[np+3:np+3+viewInputs], in[np+3+viewInputs:np+3+2*viewInputs]
+		target, rowW, colBias := in[np+3+2*viewInputs], in[np+4+2*viewInputs], in[np+5+2*viewInputs]
+		masks := in[np+pretrainInputs:]
+		n1 := &net{cfg: c, lay: lay, p: params, masks: masks[:numMasks]}
+		n2 := &net{cfg: c, lay: lay, p: params, masks: masks[numMasks:]}
+		at, av := n1.adaptors(featT, featV)
+		at2 := at
+		if at != nil && hasT2 {
+			at2 = Concatenate([]*Node{at, dense(featT2, params[lay.wt], params[lay.bt])}, 0)
+		}
+		s1, mem1 := n1.encode(at, av, v1[0], v1[1], v1[2], v1[3], v1[4], v1[5])
+		s2, mem2 := n2.encode(at2, av, v2[0], v2[1], v2[2], v2[3], v2[4], v2[5])
+		B := s1.Shape().Dimensions[0]
+		idx := Reshape(target, B, 1)
+		var ct, cv *Node
+		if at != nil {
+			ct = Gather(at, idx)
+		}
+		if av != nil {
+			cv = Gather(av, idx)
+		}
+		diag := Iota(s1.Graph(), shapes.Make(dtypes.Int32, B), 0)
+		bias := Reshape(colBias, 1, B)
+		si := crossEntropy(Add(DivScalar(n1.scores(s1, ct, cv), c.Temperature), bias), diag, rowW)
+		ss := crossEntropy(Add(DivScalar(Einsum("bd,cd->bc", s1, s2), c.Temperature), bias), diag, rowW)
+		reg := Add(interestReg(c, mem1, v1[6]), interestReg(c, mem2, v2[6]))
+		loss := Add(Add(si, MulScalar(ss, c.Lambda)), MulScalar(reg, c.Gamma))
+		return append([]*Node{loss, si, ss, reg}, Gradient(loss, params...)...)
 	}
 }
 
@@ -343,7 +447,7 @@ func evalGraph(c *Config, lay *layout) func(in []*Node) []*Node {
 	return func(in []*Node) []*Node {
 		n := &net{cfg: c, lay: lay, p: in[:np]}
 		at, av := n.adaptors(in[np], in[np+1])
-		s, _ := n.encode(at, av, in[np+2], in[np+3], in[np+4], in[np+5], in[np+6])
+		s, _ := n.encode(at, av, in[np+2], in[np+2], in[np+3], in[np+4], in[np+5], in[np+6])
 		return []*Node{s}
 	}
 }
@@ -351,7 +455,9 @@ func evalGraph(c *Config, lay *layout) func(in []*Node) []*Node {
 // itemGraph returns the item-side tables of the current parameters: the
 // raw adaptor outputs (interest discovery) and their normalised versions
 // (scoring) for text and image, and the normalised ID embeddings
-// (transductive), each [items+1, d]; a missing part is a [1, 1] zero.
+// (transductive with both modalities; with one, its scoring table is
+// singleTable instead and there is no separate ID table), each
+// [items+1, d]; a missing part is a [1, 1] zero.
 func itemGraph(c *Config, lay *layout) func(in []*Node) []*Node {
 	np := len(lay.specs)
 	return func(in []*Node) []*Node {
@@ -369,8 +475,13 @@ func itemGraph(c *Config, lay *layout) func(in []*Node) []*Node {
 		if av != nil {
 			out[2], out[3] = av, l2norm(av)
 		}
-		if lay.item >= 0 {
+		switch {
+		case lay.item >= 0 && at != nil && av != nil:
 			out[4] = n.idTable(true)
+		case lay.item >= 0 && at != nil: // single modality: the scoring table is norm(adaptor + ID)
+			out[1] = n.singleTable(at, nil)
+		case lay.item >= 0:
+			out[3] = n.singleTable(nil, av)
 		}
 		return out
 	}

@@ -1,38 +1,60 @@
 // Package missrec is MISSRec (Wang et al., ACM MM 2023: multi-modal
-// interest-aware sequence representation) fine-tuned on a dataset's
-// sequences, as the reference code (gimpong/MM23-MISSRec) runs it — see
-// research/models.md §3.
+// interest-aware sequence representation) as the reference code
+// (gimpong/MM23-MISSRec) runs it — see research/models.md §3: multi-domain
+// pre-training, and fine-tuning from scratch or from a pre-trained
+// checkpoint.
 //
 // Items are represented by linear adaptors of their text and image
 // features (any input dimension → dim, 300 by default); an item token is
 // the sum of the two, plus a learned position and, in transductive mode,
 // an item-ID embedding. Before every epoch the adaptor outputs of all items
 // and both modalities are clustered (the reference's one-pass mini-batch
-// k-means, kmeans.go); every item gets a text and an image interest id and
-// the centroids become the interest embeddings. A sequence's sorted unique
-// interest ids go through a one-layer transformer encoder (no positions);
-// a one-layer decoder over the item tokens (bidirectional self-attention,
-// cross-attention to the interests) gives, at the last position, the
-// L2-normalised sequence vector s. An item's score is the user-adaptive
-// fusion of the per-modality cosines of s with the normalised adaptor
-// outputs (weights softmax(f·cosines), f learnable, 0 at start), averaged
-// 1:2 with the ID cosine in transductive mode, divided by the temperature.
-// The loss is full-softmax cross-entropy at the last position of every
-// RecBole prefix row plus gamma times the interest regulariser (the
-// squared norm of a weighted sum of the encoder outputs).
+// k-means, kmeans.go, or DPC-KNN, dpcknn.go); every item gets a text and an
+// image interest id and the centroids become the interest embeddings. A
+// sequence's sorted unique interest ids go through a one-layer transformer
+// encoder (no positions); a one-layer decoder over the item tokens
+// (bidirectional self-attention, cross-attention to the interests) gives,
+// at the last position, the L2-normalised sequence vector s. An item's
+// score is the user-adaptive fusion of the per-modality cosines of s with
+// the normalised adaptor outputs (weights softmax(f·cosines), f learnable,
+// 0 at start), averaged 1:2 with the ID cosine in transductive mode,
+// divided by the temperature.
+//
+// Fine-tuning (stage=finetune): full-softmax cross-entropy at the last
+// position of every RecBole prefix row plus gamma times the interest
+// regulariser (the squared norm of a weighted sum of the encoder outputs).
+// With --init, the position embeddings, the decoder-input LayerNorm, the
+// fusion factor, the Transformer and (when their input dimensions match)
+// the adaptors are copied from the checkpoint, and the position embeddings
+// and the Transformer are frozen (no Adam step), as the reference's
+// finetune.py does; item-ID embeddings are always new.
+//
+// Pre-training (stage=pretrain): the training sequences of --dataset and of
+// the pretrain_datasets (item ids prefixed by domain, i.e. offset into one
+// item table) in shuffled batches; loss = in-batch sequence–item contrast
+// (fused cosines with the batch's positive items) + lambda · sequence–
+// sequence contrast with an augmented view (item drop or word drop) +
+// gamma · both views' interest regularisers. No item-ID embeddings. The
+// interest clustering runs over every domain's items. --dataset's valid
+// split is scored every epoch as a monitor (model selection on it has no
+// meaning for pre-training; use the last checkpoint).
 //
 // The dense model is a GoMLX graph (train/gx); parameters, Adam moments,
 // the interest tables and dropout draws stay on the host, so checkpoints
-// and resume work as for every other model. Evaluation is seq-loo: every
-// user's history (train for valid, train+valid for test, last max_len
-// items) against all items, history not masked.
+// and resume work as for every other model; each parameter is its own
+// checkpoint tensor ("param.<name>"), which is what --init copies by name.
+// Evaluation is seq-loo: every user's history (train for valid, train+valid
+// for test, last max_len items) against all items, history not masked.
 package missrec
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 
 	"github.com/gomlx/compute"
 
@@ -48,13 +70,16 @@ import (
 func Factory() *train.Factory {
 	return &train.Factory{
 		Name:      "missrec",
-		Describe:  "MISSRec: interest-aware multi-modal sequence model (text+image adaptors, interest clustering, encoder-decoder), full-softmax fine-tuning (GoMLX)",
+		Describe:  "MISSRec: interest-aware multi-modal sequence model (text+image adaptors, interest clustering, encoder-decoder); multi-domain contrastive pre-training, full-softmax fine-tuning from scratch or by transfer (--init) (GoMLX)",
 		Protocol:  eval.SeqLOO,
 		NewConfig: func() train.ModelConfig { return DefaultConfig() },
 		// RecBole's trainer: at most 300 epochs, validation every epoch,
 		// early stop after 10 validations without a better NDCG@10.
 		Defaults: func(c *train.Config) { c.Epochs, c.Patience, c.EvalEvery = 300, 10, 1 },
 		New:      New,
+		// stage=finetune starts from a checkpoint (--init) of a pre-training
+		// (or any MISSRec) run.
+		Transfer: true,
 	}
 }
 
@@ -69,15 +94,26 @@ type Model struct {
 
 	featT, featV []float32 // [items+1, dT|dV] (row 0 = padding, zero); a [1, 1] zero when missing
 	dimT, dimV   int
+	// scoreItems is the number of items scored (the dataset's; numItems
+	// counts every domain's in pre-training, the dataset's being first).
+	scoreItems int
+	// featT2 is the word-dropped text table [items+1, dT] of pre-training
+	// (nil when absent).
+	featT2 []float32
 
 	offs    []int // parameter k is params[offs[k]:offs[k+1]]
 	params  []float32
 	grad    []float32
 	opt     *sparse.Adam
 	backend compute.Backend
-	trainP  *gx.Program
+	trainP  *gx.Program // fine-tuning or pre-training step
 	evalP   *gx.Program
 	itemP   *gx.Program
+
+	// trained lists the parameters that get gradients and updates (nil:
+	// all); ranges are their spans of params, for Adam (nil: all).
+	trained []int
+	ranges  [][2]int
 
 	// Interest tables (state): item index → text/image interest id (1..K),
 	// the interest embeddings [K+1, dim] (row 0 = 0), and whether they have
@@ -100,28 +136,55 @@ type Model struct {
 	planFor  int64
 }
 
-// New builds a MISSRec for env's dataset.
+// New builds a MISSRec for env's dataset (and, pre-training, the
+// pretrain_datasets), and copies what transfers from env.Init.
 func New(env *train.Env) (train.Model, error) {
 	cfg, ok := env.Config.Model.(*Config)
 	if !ok {
 		return nil, fmt.Errorf("missrec: config is %T", env.Config.Model)
 	}
-	if cfg.Stage == StagePretrain {
-		return nil, fmt.Errorf("missrec: stage=pretrain is not implemented yet; use stage=finetune")
+	pretrain := cfg.Stage == StagePretrain
+	if pretrain && env.Init != nil {
+		return nil, fmt.Errorf("missrec: --init is for stage=finetune; pre-training starts from scratch")
 	}
 	d := env.Data
-	m := &Model{cfg: cfg, numItems: d.NumItems, numUsers: d.NumUsers, workers: max(env.Workers, 1), split: d.Split}
+	m := &Model{cfg: cfg, numUsers: d.NumUsers, workers: max(env.Workers, 1), split: d.Split}
+	doms := []*train.Data{d}
+	if pretrain {
+		for _, dir := range cfg.PretrainDatasets {
+			dd, err := train.LoadData(context.Background(), dir, "", eval.SeqLOO)
+			if err != nil {
+				return nil, fmt.Errorf("missrec: pretrain_datasets %s: %w", dir, err)
+			}
+			doms = append(doms, dd)
+		}
+	}
+	offs := make([]int32, len(doms)) // first global item index of each domain
+	for k, dd := range doms {
+		offs[k] = int32(m.numItems)
+		m.numItems += dd.NumItems
+	}
+	m.scoreItems = d.NumItems
 	var err error
-	if m.featT, m.dimT, err = readFeatures(d, cfg.TextFeatures); err != nil {
+	if m.featT, m.dimT, err = domainFeatures(doms, cfg.TextFeatures); err != nil {
 		return nil, err
 	}
-	if m.featV, m.dimV, err = readFeatures(d, cfg.ImageFeatures); err != nil {
+	if m.featV, m.dimV, err = domainFeatures(doms, cfg.ImageFeatures); err != nil {
 		return nil, err
+	}
+	if pretrain && cfg.TextAugFeatures != "" && m.dimT > 0 {
+		var dim2 int
+		if m.featT2, dim2, err = domainFeatures(doms, cfg.TextAugFeatures); err != nil {
+			return nil, err
+		}
+		if dim2 != m.dimT {
+			return nil, fmt.Errorf("missrec: text_aug_features %q are %d-d, text_features %q %d-d", cfg.TextAugFeatures, dim2, cfg.TextFeatures, m.dimT)
+		}
 	}
 	if m.backend, err = gx.NewBackend(""); err != nil {
 		return nil, fmt.Errorf("missrec: %w", err)
 	}
-	m.lay = paramLayout(cfg, d.NumItems, m.dimT, m.dimV)
+	m.lay = paramLayout(cfg, m.numItems, m.dimT, m.dimV)
 	m.offs = []int{0}
 	for _, s := range m.lay.specs {
 		m.offs = append(m.offs, m.offs[len(m.offs)-1]+prod(s.shape))
@@ -129,6 +192,11 @@ func New(env *train.Env) (train.Model, error) {
 	total := m.offs[len(m.offs)-1]
 	m.params, m.grad = make([]float32, total), make([]float32, total)
 	m.init(env.InitRNG.Rand)
+	if env.Init != nil {
+		if err := m.transfer(env.Init, env.Log); err != nil {
+			return nil, err
+		}
+	}
 	acfg := sparse.DefaultAdam(cfg.LR)
 	acfg.WeightDecay = cfg.WeightDecay
 	m.opt = sparse.NewAdam(acfg, total, m.workers)
@@ -136,23 +204,48 @@ func New(env *train.Env) (train.Model, error) {
 	mods := 0
 	if m.dimT > 0 {
 		mods++
-		m.lookT = make([]int64, d.NumItems)
+		m.lookT = make([]int64, m.numItems)
 	}
 	if m.dimV > 0 {
 		mods++
-		m.lookV = make([]int64, d.NumItems)
+		m.lookV = make([]int64, m.numItems)
 	}
-	m.numInterest = numInterests(mods*d.NumItems, cfg.InterestRatio)
+	m.numInterest = numInterests(mods*m.numItems, cfg.InterestRatio)
 	m.interest = make([]float32, (m.numInterest+1)*cfg.Dim)
 
-	if m.hist, err = seqdata.Histories(d.Split, d.NumUsers, store.PartTrain); err != nil {
-		return nil, fmt.Errorf("missrec: %w", err)
+	for k, dd := range doms {
+		h, err := seqdata.Histories(dd.Split, dd.NumUsers, store.PartTrain)
+		if err != nil {
+			return nil, fmt.Errorf("missrec: %s: %w", dd.Dataset.Dir, err)
+		}
+		for _, s := range h {
+			for j := range s {
+				s[j] += offs[k]
+			}
+		}
+		m.hist = append(m.hist, h...)
 	}
 	m.rows = prefixes(m.hist)
-	m.lens, m.members = seqdata.Buckets(len(m.rows), func(k int) int { return min(int(m.rows[k].end), cfg.MaxLen) }, cfg.LenBucket, cfg.MaxLen)
+	if pretrain {
+		// One group: in-batch negatives come from the whole shuffled
+		// training set, as in the reference; each batch is padded to its
+		// longest history.
+		all := make([]int, len(m.rows))
+		for k := range all {
+			all[k] = k
+		}
+		m.lens, m.members = []int{cfg.MaxLen}, [][]int{all}
+	} else {
+		m.lens, m.members = seqdata.Buckets(len(m.rows), func(k int) int { return min(int(m.rows[k].end), cfg.MaxLen) }, cfg.LenBucket, cfg.MaxLen)
+	}
 	m.batches = seqdata.CountBatches(m.members, m.fixedBatch)
 
-	if m.trainP, err = gx.NewProgram(m.backend, "missrec.train", 256, trainGraph(cfg, m.lay)); err != nil {
+	if pretrain {
+		m.trainP, err = gx.NewProgram(m.backend, "missrec.pretrain", 256, pretrainGraph(cfg, m.lay, m.featT2 != nil))
+	} else {
+		m.trainP, err = gx.NewProgram(m.backend, "missrec.train", 256, trainGraph(cfg, m.lay, m.trained))
+	}
+	if err != nil {
 		return nil, err
 	}
 	if m.evalP, err = gx.NewProgram(m.backend, "missrec.eval", 128, evalGraph(cfg, m.lay)); err != nil {
@@ -161,10 +254,95 @@ func New(env *train.Env) (train.Model, error) {
 	if m.itemP, err = gx.NewProgram(m.backend, "missrec.items", 4, itemGraph(cfg, m.lay)); err != nil {
 		return nil, err
 	}
-	env.Log.Info("missrec", "backend", m.backend.Name(), "mode", cfg.Mode, "parameters", total,
-		"text_dim", m.dimT, "image_dim", m.dimV, "interests", m.numInterest, "rows", len(m.rows),
+	if pretrain && env.Config.Patience > 0 {
+		env.Log.Warn("missrec: pre-training validates --dataset's valid split as a monitor only; with patience > 0 it may stop early (the reference runs every epoch: set patience=0)",
+			"patience", env.Config.Patience)
+	}
+	env.Log.Info("missrec", "backend", m.backend.Name(), "stage", cfg.Stage, "mode", cfg.Mode, "parameters", total,
+		"domains", len(doms), "items", m.numItems, "text_dim", m.dimT, "image_dim", m.dimV,
+		"word_drop_features", m.featT2 != nil, "interests", m.numInterest, "cluster", cfg.Cluster, "rows", len(m.rows),
 		"buckets", fmt.Sprint(m.lens), "batches_per_epoch", m.batches)
 	return m, nil
+}
+
+// domainFeatures reads a feature file of every domain into one
+// [items+1, dim] table (row 0 padding, then each domain's items in
+// order); every domain's file must have the same dimension.
+func domainFeatures(doms []*train.Data, name string) ([]float32, int, error) {
+	out, dim, err := readFeatures(doms[0], name)
+	if err != nil || len(doms) == 1 || dim == 0 {
+		return out, dim, err
+	}
+	for _, dd := range doms[1:] {
+		f, dd2, err := readFeatures(dd, name)
+		if err != nil {
+			return nil, 0, err
+		}
+		if dd2 != dim {
+			return nil, 0, fmt.Errorf("missrec: features %q of %s are %d-d, of %s %d-d", name, dd.Dataset.Dir, dd2, doms[0].Dataset.Dir, dim)
+		}
+		out = append(out, f[dim:]...)
+	}
+	return out, dim, nil
+}
+
+// paramPrefix names a parameter's tensor in the model state.
+const paramPrefix = "param."
+
+// transfer copies the transferable parameters of an --init checkpoint
+// (§3.8: the reference's load_state_dict(strict=False) of a pre-trained
+// model): position embeddings, the decoder-input LayerNorm, the fusion
+// factor and the whole Transformer must be there with this configuration's
+// shapes; the adaptors are copied when the checkpoint's input dimensions
+// match (else they stay freshly initialised); item-ID embeddings are
+// always new. With freeze, the position embeddings and the Transformer are
+// frozen, as the reference's finetune.py does.
+func (m *Model) transfer(ck *train.Checkpoint, log *slog.Logger) error {
+	l := m.lay
+	var copied, frozen, fresh []string
+	for k, s := range l.specs {
+		t := train.F32Tensor(paramPrefix+s.name, m.params[m.offs[k]:m.offs[k+1]], s.shape...)
+		transformer := strings.HasPrefix(s.name, "encoder.") || strings.HasPrefix(s.name, "decoder.")
+		switch {
+		case k == l.item:
+			fresh = append(fresh, s.name)
+		case k == l.wt || k == l.bt || k == l.wv || k == l.bv:
+			src, ok := ck.Tensors[t.Name]
+			if !ok || !slices.Equal(src.Shape, s.shape) {
+				fresh = append(fresh, s.name)
+				continue
+			}
+			if err := ck.CopyTensor(t); err != nil {
+				return fmt.Errorf("missrec: --init: %w", err)
+			}
+			copied = append(copied, s.name)
+		default:
+			if err := ck.CopyTensor(t); err != nil {
+				return fmt.Errorf("missrec: --init: %w", err)
+			}
+			copied = append(copied, s.name)
+		}
+		if m.cfg.Freeze && (k == l.pos || transformer) {
+			frozen = append(frozen, s.name)
+			continue
+		}
+		m.trained = append(m.trained, k)
+	}
+	if len(frozen) > 0 {
+		for _, k := range m.trained {
+			lo, hi := m.offs[k], m.offs[k+1]
+			if n := len(m.ranges); n > 0 && m.ranges[n-1][1] == lo {
+				m.ranges[n-1][1] = hi
+			} else {
+				m.ranges = append(m.ranges, [2]int{lo, hi})
+			}
+		}
+	} else {
+		m.trained = nil
+	}
+	log.Info("missrec: --init transfer", "copied", strings.Join(copied, " "), "frozen", strings.Join(frozen, " "),
+		"new", strings.Join(fresh, " "))
+	return nil
 }
 
 func prod(s []int) int {
@@ -247,14 +425,14 @@ func (m *Model) commonArgs(args []any) []any {
 
 // itemTables runs the item program: raw and normalised adaptor outputs
 // (text, image) and normalised ID embeddings, [items+1, dim] each (nil when
-// absent).
+// absent; see itemGraph for a single modality in transductive mode).
 func (m *Model) itemTables() ([5][]float32, error) {
 	var out [5][]float32
 	outs, err := m.itemP.Run(m.commonArgs(nil)...)
 	if err != nil {
 		return out, fmt.Errorf("missrec: %w", err)
 	}
-	present := [5]bool{m.dimT > 0, m.dimT > 0, m.dimV > 0, m.dimV > 0, m.lay.item >= 0}
+	present := [5]bool{m.dimT > 0, m.dimT > 0, m.dimV > 0, m.dimV > 0, m.lay.item >= 0 && m.dimT > 0 && m.dimV > 0}
 	for k, t := range outs {
 		if !present[k] {
 			gx.Release(t)
@@ -284,8 +462,14 @@ func (m *Model) discover(seed uint64) error {
 		}
 	}
 	tokens := sparse.Mat{Rows: len(toks) / d, Cols: d, Data: toks}
-	labels, cent, err := kmeans(tokens, m.numInterest, m.cfg.KMeansBatch, m.cfg.KMeansAbs,
-		rand.New(rand.NewPCG(seed, 0x6b6d)), m.workers)
+	var labels []int32
+	var cent sparse.Mat
+	if m.cfg.Cluster == ClusterDPCKNN {
+		labels, cent, err = dpcKNN(tokens, m.numInterest, numInterests(tokens.Rows, m.cfg.KNNLocalRatio), m.workers)
+	} else {
+		labels, cent, err = kmeans(tokens, m.numInterest, m.cfg.KMeansBatch, m.cfg.KMeansAbs,
+			rand.New(rand.NewPCG(seed, 0x6b6d)), m.workers)
+	}
 	if err != nil {
 		return fmt.Errorf("missrec: interest discovery: %w", err)
 	}
@@ -334,7 +518,7 @@ func (m *Model) TrainBatch(ctx context.Context, rng *train.RNG) (train.Losses, e
 		m.planPos = 0
 	}
 	c := m.cfg
-	B, L := c.BatchSize, m.lens[ref.Bucket]
+	B := c.BatchSize
 	rs := m.plan.Order[ref.Bucket][ref.Lo:ref.Hi]
 	hs := make([][]int32, len(rs))
 	target := make([]int32, B)
@@ -346,18 +530,91 @@ func (m *Model) TrainBatch(ctx context.Context, rng *train.RNG) (train.Losses, e
 		target[r] = s[p.end] + 1
 		rowW[r] = 1
 	}
-	in := buildBatch(hs, B, L, c.LenBucket, m.lookT, m.lookV, c.MaxLen)
-	losses, err := m.step(in, target, rowW, rng)
+	var losses train.Losses
+	var err error
+	if c.Stage == StagePretrain {
+		losses, err = m.pretrainStep(hs, target, rowW, rng)
+	} else {
+		in := buildBatch(hs, B, m.lens[ref.Bucket], c.LenBucket, m.lookT, m.lookV, c.MaxLen)
+		losses, err = m.step(in, target, rowW, rng)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := m.opt.Update(m.params, m.grad); err != nil {
+	if err := m.update(); err != nil {
 		return nil, err
 	}
 	return losses, nil
 }
 
-// step runs the training graph on a batch and leaves the gradient in
+// update applies Adam to the trained parameters; frozen ones are skipped
+// (no moment update, no weight decay), one optimiser step for all.
+func (m *Model) update() error {
+	if m.ranges == nil {
+		return m.opt.Update(m.params, m.grad)
+	}
+	step := m.opt.Step
+	for _, r := range m.ranges {
+		sub := &sparse.Adam{AdamConfig: m.opt.AdamConfig, Step: step, M: m.opt.M[r[0]:r[1]], V: m.opt.V[r[0]:r[1]], Workers: m.opt.Workers}
+		if err := sub.Update(m.params[r[0]:r[1]], m.grad[r[0]:r[1]]); err != nil {
+			return fmt.Errorf("missrec: %w", err)
+		}
+	}
+	m.opt.Step = step + 1
+	return nil
+}
+
+// masks appends the dropout masks of a view of B×L items and Q interests
+// (all ones when rng is nil).
+func (m *Model) masks(args []any, B, L, Q int, rng *train.RNG) []any {
+	for _, dims := range maskDims(m.cfg, B, L, Q) {
+		p := m.cfg.Dropout
+		if rng == nil {
+			p = 0
+		}
+		args = append(args, gx.F32(seqdata.DropMask(rng, prod(dims), p), dims...))
+	}
+	return args
+}
+
+// run runs a training program, returns its leading scalar outputs as the
+// losses names and copies the gradients that follow into m.grad (for the
+// parameters of m.trained, or all).
+func (m *Model) run(args []any, names []string) (train.Losses, error) {
+	outs, err := m.trainP.Run(args...)
+	if err != nil {
+		return nil, fmt.Errorf("missrec: %w", err)
+	}
+	losses := train.Losses{}
+	for k, name := range names {
+		v, err := gx.Scalar(outs[k])
+		if err != nil {
+			gx.Release(outs[k+1:]...)
+			return nil, err
+		}
+		losses[name] = v
+	}
+	idx := m.trained
+	if idx == nil {
+		idx = make([]int, len(m.lay.specs))
+		for k := range idx {
+			idx[k] = k
+		}
+	}
+	base := len(names)
+	for j, k := range idx {
+		if err := gx.CopyF32(m.grad[m.offs[k]:m.offs[k+1]], outs[base+j]); err != nil {
+			gx.Release(outs[base+j+1:]...)
+			return nil, fmt.Errorf("missrec: gradient of %s: %w", m.lay.specs[k].name, err)
+		}
+	}
+	if v := losses[names[0]]; math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil, fmt.Errorf("missrec: loss is %v", v)
+	}
+	return losses, nil
+}
+
+// step runs the fine-tuning graph on a batch and leaves the gradient in
 // m.grad. rng draws the dropout masks (nil: no dropout).
 func (m *Model) step(in *batchInputs, target []int32, rowW []float32, rng *train.RNG) (train.Losses, error) {
 	c := m.cfg
@@ -366,34 +623,77 @@ func (m *Model) step(in *batchInputs, target []int32, rowW []float32, rng *train
 	args = append(args, gx.I32(in.seq, B, L), gx.F32(in.selfBias, B, L),
 		gx.F32(m.interestEmb(in.ids), B, Q, c.Dim), gx.F32(in.memBias, B, Q), gx.I32(in.last, B),
 		gx.I32(target, B), gx.F32(rowW, B), gx.F32(in.regW, B, Q))
-	for _, dims := range maskDims(c, B, L, Q) {
-		p := c.Dropout
-		if rng == nil {
-			p = 0
+	args = m.masks(args, B, L, Q, rng)
+	return m.run(args, []string{"loss", "ce", "reg"})
+}
+
+// pretrainViews builds the two views of a pre-training batch of histories
+// hs (global item indices): the sequences themselves and their
+// augmentation (§3.7: one draw per batch chooses item drop with
+// probability item_drop_coefficient, else word drop; one keep draw per
+// position with probability 1 − item_drop_ratio). Both are padded to the
+// bucketed longest history and to the same interest count.
+func (m *Model) pretrainViews(hs [][]int32, rng *train.RNG) (v1, v2 *batchInputs) {
+	c := m.cfg
+	itemDrop := rng.Float64() < c.ItemDropCoefficient
+	t2Off := -1
+	if m.featT2 != nil {
+		t2Off = m.numItems + 1
+	}
+	longest, nq := 1, 0
+	r1, r2 := make([]viewRow, len(hs)), make([]viewRow, len(hs))
+	for r, h := range hs {
+		keep := make([]bool, len(h))
+		for k := range keep {
+			keep[k] = rng.Float64() >= c.ItemDropRatio
 		}
-		args = append(args, gx.F32(seqdata.DropMask(rng, prod(dims), p), dims...))
+		t := make([]int32, len(h))
+		for k, it := range h {
+			t[k] = it + 1
+		}
+		r1[r] = viewRow{t: t, v: t, set: interestSet(h, m.lookT, m.lookV, c.MaxLen, nil)}
+		r2[r] = augment(h, keep, itemDrop, m.lookT, m.lookV, c.MaxLen, t2Off)
+		longest = max(longest, len(h))
+		nq = max(nq, len(r1[r].set), len(r2[r].set))
 	}
-	outs, err := m.trainP.Run(args...)
-	if err != nil {
-		return nil, fmt.Errorf("missrec: %w", err)
-	}
-	var vals [3]float64
-	for k := range vals {
-		if vals[k], err = gx.Scalar(outs[k]); err != nil {
-			gx.Release(outs[k+1:]...)
-			return nil, err
+	L := seqdata.BucketLen(longest, c.LenBucket, c.MaxLen)
+	Q := qPad(nq, c.LenBucket)
+	return fillBatch(r1, c.BatchSize, L, Q), fillBatch(r2, c.BatchSize, L, Q)
+}
+
+// pretrainStep runs the pre-training graph on a batch (rows hs with
+// positive items target, real rows rowW = 1) and leaves the gradient in
+// m.grad. rng draws the augmentation and the dropout masks.
+func (m *Model) pretrainStep(hs [][]int32, target []int32, rowW []float32, rng *train.RNG) (train.Losses, error) {
+	v1, v2 := m.pretrainViews(hs, rng)
+	return m.pretrainRun(v1, v2, target, rowW, rng)
+}
+
+// pretrainRun runs the pre-training graph on two prepared views (dropout
+// from rng; nil: none).
+func (m *Model) pretrainRun(v1, v2 *batchInputs, target []int32, rowW []float32, rng *train.RNG) (train.Losses, error) {
+	c := m.cfg
+	B, L, Q := v1.B, v1.L, v1.Q
+	colBias := make([]float32, B)
+	for r, w := range rowW {
+		if w == 0 {
+			colBias[r] = maskBias
 		}
 	}
-	for k := range m.lay.specs {
-		if err := gx.CopyF32(m.grad[m.offs[k]:m.offs[k+1]], outs[k+3]); err != nil {
-			gx.Release(outs[k+4:]...)
-			return nil, fmt.Errorf("missrec: gradient %d: %w", k, err)
-		}
+	args := m.commonArgs(make([]any, 0, len(m.lay.specs)+pretrainInputs+2*numMasks))
+	if m.featT2 != nil {
+		args = append(args, gx.F32(m.featT2, m.numItems+1, m.dimT))
+	} else {
+		args = append(args, gx.F32(make([]float32, 1), 1, 1))
 	}
-	if math.IsNaN(vals[0]) || math.IsInf(vals[0], 0) {
-		return nil, fmt.Errorf("missrec: loss is %v", vals[0])
+	for _, v := range []*batchInputs{v1, v2} {
+		args = append(args, gx.I32(v.seq, B, L), gx.I32(v.seqV, B, L), gx.F32(v.selfBias, B, L),
+			gx.F32(m.interestEmb(v.ids), B, Q, c.Dim), gx.F32(v.memBias, B, Q), gx.I32(v.last, B), gx.F32(v.regW, B, Q))
 	}
-	return train.Losses{"loss": vals[0], "ce": vals[1], "reg": vals[2]}, nil
+	args = append(args, gx.I32(target, B), gx.F32(rowW, B), gx.F32(colBias, B))
+	args = m.masks(args, B, L, Q, rng)
+	args = m.masks(args, B, L, Q, rng)
+	return m.run(args, []string{"loss", "seq_item", "seq_seq", "reg"})
 }
 
 // Scorer encodes every user's history (training items for valid; training
@@ -429,12 +729,12 @@ func (m *Model) Scorer(ctx context.Context, part int8) (eval.ScoreFunc, error) {
 // fusedScorer scores users (rows of s, normalised sequence vectors) against
 // every item (rows 1.. of the normalised tables).
 func (m *Model) fusedScorer(s sparse.Mat, tabs [5][]float32) eval.ScoreFunc {
-	d, n := m.cfg.Dim, m.numItems
+	d, n := m.cfg.Dim, m.scoreItems
 	tr := func(t []float32) sparse.Mat {
 		if t == nil {
 			return sparse.Mat{}
 		}
-		return sparse.Mat{Rows: n, Cols: d, Data: t[d:]}.Transpose()
+		return sparse.Mat{Rows: n, Cols: d, Data: t[d : (n+1)*d]}.Transpose()
 	}
 	tT, tV, tE := tr(tabs[1]), tr(tabs[3]), tr(tabs[4])
 	f := float64(m.params[m.offs[m.lay.fusion]])
@@ -539,8 +839,11 @@ func (m *Model) Encode(ctx context.Context, hist [][]int32) (sparse.Mat, error) 
 // tables of the current epoch and the epoch plan position.
 func (m *Model) State() []train.Tensor {
 	total := m.offs[len(m.offs)-1]
-	st := []train.Tensor{
-		train.F32Tensor("params", m.params, total),
+	var st []train.Tensor
+	for k, s := range m.lay.specs {
+		st = append(st, train.F32Tensor(paramPrefix+s.name, m.params[m.offs[k]:m.offs[k+1]], s.shape...))
+	}
+	st = append(st,
 		train.F32Tensor("adam.m", m.opt.M, total),
 		train.F32Tensor("adam.v", m.opt.V, total),
 		train.ScalarI64("adam.step", &m.opt.Step),
@@ -548,7 +851,7 @@ func (m *Model) State() []train.Tensor {
 		train.ScalarI64("plan.pos", &m.planPos),
 		train.F32Tensor("interest.embeddings", m.interest, m.numInterest+1, m.cfg.Dim),
 		train.ScalarI64("interest.ready", &m.clustered),
-	}
+	)
 	if m.lookT != nil {
 		st = append(st, train.I64Tensor("interest.text", m.lookT, len(m.lookT)))
 	}
