@@ -47,7 +47,9 @@ type Config struct {
 	// (feat_reg_decay 1e-5).
 	FeatRegDecay float64 `yaml:"feat_reg_decay" json:"feat_reg_decay"`
 	// CLRate weighs the contrastive (InfoNCE) term (cl_rate 0.03) and Tau is
-	// its temperature (tau 0.5).
+	// its temperature (tau 0.5). cl_rate 0 is the ablation without the
+	// contrastive part: the InfoNCE is then not computed at all and the
+	// loss cl is not reported.
 	CLRate float64 `yaml:"cl_rate" json:"cl_rate"`
 	Tau    float64 `yaml:"tau" json:"tau"`
 	// GRate weighs the generator's adversarial term (G_rate 1e-4).
@@ -89,6 +91,24 @@ type Config struct {
 	TopK int `yaml:"topk" json:"topk"`
 	// IntendedCriticSlope is the critic's LeakyReLU slope in intended mode.
 	IntendedCriticSlope float64 `yaml:"intended_critic_slope" json:"intended_critic_slope"`
+
+	// NoAdversarial is the ablation without the adversarial structure
+	// learning (default off): the critic is neither built nor run (its
+	// items² memory, its step and its pass in the generator's step vanish)
+	// and the recommender's loss has no adversarial term. The losses d_loss,
+	// d_real, d_fake, gp and g_adv are not reported and checkpoints hold no
+	// critic state.
+	NoAdversarial bool `yaml:"no_adversarial" json:"no_adversarial"`
+	// NoModality is the ablation without the modality branch in the
+	// representations (default off): U* = mean(E_u, u1, …) and I* =
+	// mean(E_i, i1, …), i.e. neither the model_cat_rate terms norm(U_m),
+	// norm(I_m) nor the fused modality ID embeddings (id_cat_rate) enter
+	// the final vectors, so the features do not influence the scores. The
+	// modality branch is still computed for the self-supervised tasks that
+	// read it (the critic's fake samples, the generated graphs, the InfoNCE
+	// views Ũ_m); combine with no_adversarial and cl_rate 0 for the bare CF
+	// backbone.
+	NoModality bool `yaml:"no_modality" json:"no_modality"`
 }
 
 // DefaultConfig returns the reference's defaults.

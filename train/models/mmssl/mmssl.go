@@ -33,6 +33,10 @@
 // graphs rebuilt from the modality predictions (top-k per user, every T
 // batches), real multi-head cross-modal attention (attnOp, a sparse.Op), a
 // LeakyReLU critic, and hence a contrastive term with a real gradient.
+//
+// Ablations (either mode, default off): model.no_adversarial (no critic at
+// all), model.cl_rate=0 (no InfoNCE) and model.no_modality (U*, I* from
+// the ID/CF branch only); see Config.
 package mmssl
 
 import (
@@ -113,7 +117,7 @@ type Model struct {
 	opt    []*sparse.Adam
 	grads  [][]float32
 
-	critic *critic
+	critic *critic // nil with no_adversarial
 	graphs []*graphState
 	step   int64 // batches run in the current epoch (mod batches)
 
@@ -225,15 +229,17 @@ func build(env *train.Env, cfg *Config, feats []sparse.Mat, names []string) (*Mo
 	if m.intended {
 		slope = cfg.IntendedCriticSlope
 	}
-	if err := checkCriticMemory(m.ni); err != nil {
-		return nil, fmt.Errorf("mmssl: %w", err)
+	if !cfg.NoAdversarial {
+		if err := checkCriticMemory(m.ni); err != nil {
+			return nil, fmt.Errorf("mmssl: %w", err)
+		}
+		crit, err := newCritic(m.ni, cfg.GDrop1, cfg.GDrop2, slope,
+			sparse.AdamConfig{LR: cfg.DLR, Beta1: cfg.DBeta1, Beta2: cfg.DBeta2, Eps: 1e-8}, rng, m.workers)
+		if err != nil {
+			return nil, fmt.Errorf("mmssl: %w", err)
+		}
+		m.critic = crit
 	}
-	crit, err := newCritic(m.ni, cfg.GDrop1, cfg.GDrop2, slope,
-		sparse.AdamConfig{LR: cfg.DLR, Beta1: cfg.DBeta1, Beta2: cfg.DBeta2, Eps: 1e-8}, rng, m.workers)
-	if err != nil {
-		return nil, fmt.Errorf("mmssl: %w", err)
-	}
-	m.critic = crit
 	capPairs := (cfg.T+1)*cfg.BatchSize*m.k + 1
 	for range m.nm {
 		g := &graphState{}
@@ -378,7 +384,9 @@ func (m *Model) State() []train.Tensor {
 		out = append(out, p, train.F32Tensor(p.Name+".adam.m", o.M, p.Shape...),
 			train.F32Tensor(p.Name+".adam.v", o.V, p.Shape...), train.ScalarI64(p.Name+".adam.step", &o.Step))
 	}
-	out = append(out, m.critic.state()...)
+	if m.critic != nil {
+		out = append(out, m.critic.state()...)
+	}
 	for k, g := range m.graphs {
 		n := "graph." + m.names[k]
 		if m.intended {

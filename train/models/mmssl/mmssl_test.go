@@ -548,14 +548,19 @@ func (c *critic) paramsCopy() [][]float32 {
 // rebuilt (k = 2, T = 2).
 func TestResume(t *testing.T) {
 	for _, mode := range []string{Faithful, Intended} {
-		t.Run(mode, func(t *testing.T) { testResume(t, mode) })
+		t.Run(mode, func(t *testing.T) { testResume(t, mode, func(*Config) {}) })
+		// The ablations together (no critic in the checkpoint).
+		t.Run(mode+"/ablations", func(t *testing.T) {
+			testResume(t, mode, func(c *Config) { c.NoAdversarial, c.NoModality, c.CLRate = true, true, 0 })
+		})
 	}
 }
 
-func testResume(t *testing.T, mode string) {
+func testResume(t *testing.T, mode string, mut func(*Config)) {
 	d := tinyData(t, 9, 16, 6)
 	cfg := stepConfig()
 	cfg.MTopKRate, cfg.T, cfg.TopK, cfg.Mode = 2.0/16, 2, 3, mode
+	mut(cfg)
 	ctx := context.Background()
 	total, cut := 8, 3
 	a := tinyModel(t, d, cfg, 3, 2)
@@ -717,11 +722,18 @@ func TestConfigValidate(t *testing.T) {
 // against central differences of L = Σ R ⊙ outputs for random R over U*,
 // I*, U_m, I_m and Ũ_m, without dropout.
 func TestRecommenderVJP(t *testing.T) {
-	for _, mode := range []string{Faithful, Intended} {
+	for _, c := range []struct {
+		mode  string
+		noMod bool
+	}{{Faithful, false}, {Intended, false}, {Faithful, true}, {Intended, true}} {
+		mode := c.mode
+		if c.noMod {
+			mode += "/no_modality"
+		}
 		t.Run(mode, func(t *testing.T) {
 			d := tinyData(t, 7, 12, 8)
 			cfg := stepConfig()
-			cfg.Mode, cfg.TopK, cfg.MTopKRate = mode, 2, 2.0/12
+			cfg.Mode, cfg.TopK, cfg.MTopKRate, cfg.NoModality = c.mode, 2, 2.0/12, c.noMod
 			m := tinyModel(t, d, cfg, 3, 2)
 			rng := train.NewRNG(3, 3)
 			// Generated graphs: random pairs (faithful, with a repeat) or

@@ -155,7 +155,7 @@ func (m *Model) forward(rng *train.RNG) error {
 	}
 	normalizeRows(f.nzu, f.zu, f.dzu)
 	normalizeRows(f.nzi, f.zi, f.dzi)
-	idc := float32(cfg.IDCatRate)
+	mc, idc := m.catRates()
 	for k := range f.e0u.Data {
 		f.e0u.Data[k] = m.eu.Data[k] + idc*f.nzu.Data[k]
 	}
@@ -180,7 +180,6 @@ func (m *Model) forward(rng *train.RNG) error {
 		prev = f.is[l]
 	}
 	inv := float32(1 / float64(cfg.CFLayers+1))
-	mc := float32(cfg.ModelCatRate)
 	combine := func(out, e0 sparse.Mat, layers, norms []sparse.Mat) {
 		for k := range out.Data {
 			s := e0.Data[k]
@@ -194,12 +193,27 @@ func (m *Model) forward(rng *train.RNG) error {
 			out.Data[k] = v
 		}
 	}
-	combine(f.ustar, f.e0u, f.us, f.num)
-	combine(f.istar, f.e0i, f.is, f.nim)
+	normsU, normsI := f.num, f.nim
+	if mc == 0 {
+		normsU, normsI = nil, nil
+	}
+	combine(f.ustar, f.e0u, f.us, normsU)
+	combine(f.istar, f.e0i, f.is, normsI)
 	if m.hooks != nil && m.hooks.forward != nil {
 		m.hooks.forward()
 	}
 	return nil
+}
+
+// catRates returns the weights of the normalised modality embeddings in
+// the final vectors (model_cat_rate) and of the fused modality ID
+// embeddings in E0 (id_cat_rate): both 0 with no_modality, which leaves
+// U* and I* to the ID/CF branch.
+func (m *Model) catRates() (modelCat, idCat float32) {
+	if m.cfg.NoModality {
+		return 0, 0
+	}
+	return float32(m.cfg.ModelCatRate), float32(m.cfg.IDCatRate)
 }
 
 // fuse computes out = (1/M) Σ_m x_m · W_sum: the reference's cross-modal
@@ -261,7 +275,7 @@ func (m *Model) backward(g *recGrads) error {
 		clear(gr)
 	}
 	nu, ni, d := m.nu, m.ni, m.d
-	mc := float32(cfg.ModelCatRate)
+	mc, idc := m.catRates()
 	inv := float32(1 / float64(cfg.CFLayers+1))
 	// Final embeddings → modality norms and CF layers.
 	tu := mat(&m.buf.tu, nu, d)
@@ -325,7 +339,6 @@ func (m *Model) backward(g *recGrads) error {
 	// E0 = E + id_cat_rate·norm(fused).
 	copy(m.gEU(), ge0u.Data)
 	copy(m.gEI(), ge0i.Data)
-	idc := float32(cfg.IDCatRate)
 	for k := range ge0u.Data {
 		ge0u.Data[k] *= idc
 	}

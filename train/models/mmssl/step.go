@@ -251,11 +251,13 @@ func (m *Model) criticStep(rng *train.RNG) (dReal, dFake, gp float64, err error)
 
 // TrainBatch runs one batch: the critic's update, then the recommender's
 // (BPR + L2 + feature L2 + cl_rate·InfoNCE + G_rate·adversarial) with
-// AdamW, and the generated graphs' bookkeeping.
+// AdamW, and the generated graphs' bookkeeping. The ablations skip their
+// parts: no_adversarial the critic's update and the adversarial term,
+// cl_rate 0 the InfoNCE.
 func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, error) {
 	t0 := time.Now()
 	c0 := m.tCritic
-	if m.critic.stale {
+	if m.critic != nil && m.critic.stale {
 		m.critic.refresh()
 		m.critic.stale = false
 	}
@@ -264,16 +266,21 @@ func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, err
 	}
 	m.sample(rng)
 	m.bi.set(m.train, m.buf.users)
-	dReal, dFake, gp, err := m.criticStep(rng)
-	if err != nil {
-		return nil, err
+	var dReal, dFake, gp float64
+	if m.critic != nil {
+		var err error
+		if dReal, dFake, gp, err = m.criticStep(rng); err != nil {
+			return nil, err
+		}
 	}
 	l, err := m.generatorStep(rng)
 	if err != nil {
 		return nil, err
 	}
-	l["d_loss"] = -dReal + dFake + m.cfg.GPRate*gp
-	l["d_real"], l["d_fake"], l["gp"] = dReal, dFake, gp
+	if m.critic != nil {
+		l["d_loss"] = -dReal + dFake + m.cfg.GPRate*gp
+		l["d_real"], l["d_fake"], l["gp"] = dReal, dFake, gp
+	}
 	m.tModel += time.Since(t0) - (m.tCritic - c0)
 	if m.step == 0 && m.log != nil {
 		m.log.Info("mmssl epoch time", "critic_s", m.tCritic.Seconds(), "recommender_s", m.tModel.Seconds())
@@ -350,10 +357,14 @@ func (m *Model) generatorStep(rng *train.RNG) (train.Losses, error) {
 		}
 	}
 	feat *= 0.5 * fr
-	// InfoNCE(Ũ_m[users], U*[users]).
+	// InfoNCE(Ũ_m[users], U*[users]), skipped by the ablation cl_rate 0.
 	cl := 0.0
 	z2 := bu // U*[users]
-	for k := range m.nm {
+	views := m.nm
+	if cfg.CLRate == 0 {
+		views = 0
+	}
+	for k := range views {
 		z1 := mat(&bf.gpb, b, d)
 		if err := sparse.Gather(z1, fw.ut[k], users); err != nil {
 			return nil, err
@@ -371,20 +382,51 @@ func (m *Model) generatorStep(rng *train.RNG) (train.Losses, error) {
 			return nil, err
 		}
 	}
-	// Adversarial term: −G_rate · mean D(fake) through the updated critic.
+	dg, err := m.adversarial(rng, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.backward(g); err != nil {
+		return nil, err
+	}
+	for k, p := range m.params() {
+		if err := m.opt[k].Update(p.F32, m.grads[k]); err != nil {
+			return nil, fmt.Errorf("mmssl %s: %w", p.Name, err)
+		}
+	}
+	loss := bpr + reg + feat + cfg.CLRate*cl - cfg.GRate*dg
+	l := train.Losses{"loss": loss, "bpr": bpr, "reg": reg, "feat_reg": feat}
+	if cfg.CLRate != 0 {
+		l["cl"] = cl
+	}
+	if m.critic != nil {
+		l["g_adv"] = -dg
+	}
+	return l, nil
+}
+
+// adversarial adds the gradient of the generator's adversarial term
+// −G_rate · mean D(fake), through the just-updated critic, into g and
+// returns mean D(fake); 0 without a critic (no_adversarial).
+func (m *Model) adversarial(rng *train.RNG, g *recGrads) (float64, error) {
+	if m.critic == nil {
+		return 0, nil
+	}
+	cfg, bf := m.cfg, &m.buf
+	b := len(bf.users)
 	t0 := time.Now()
 	var f factors
 	if err := m.setFactors(&f); err != nil {
-		return nil, err
+		return 0, err
 	}
 	c := m.critic
 	if err := c.prepare(&f, b, 1); err != nil {
-		return nil, err
+		return 0, err
 	}
 	m.fakeInput(&bf.fake)
 	y, err := c.forward(&bf.fake, &f, rng)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	n := float64(bf.fake.n)
 	ga3 := make([]float64, bf.fake.n)
@@ -395,24 +437,15 @@ func (m *Model) generatorStep(rng *train.RNG) (train.Losses, error) {
 		ga3[r] = -cfg.GRate / n * 100 * s * (1 - s)
 	}
 	if err := c.backward(&bf.fake, ga3, nil, nil, nil, nil, false); err != nil {
-		return nil, err
+		return 0, err
 	}
 	for k := range m.nm {
 		if err := m.fakeVJP(k, &f, g); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
 	m.tCritic += time.Since(t0)
-	if err := m.backward(g); err != nil {
-		return nil, err
-	}
-	for k, p := range m.params() {
-		if err := m.opt[k].Update(p.F32, m.grads[k]); err != nil {
-			return nil, fmt.Errorf("mmssl %s: %w", p.Name, err)
-		}
-	}
-	loss := bpr + reg + feat + cfg.CLRate*cl - cfg.GRate*dg
-	return train.Losses{"loss": loss, "bpr": bpr, "reg": reg, "feat_reg": feat, "cl": cl, "g_adv": -dg}, nil
+	return dg, nil
 }
 
 // bookkeeping runs the generated graphs' schedule after the generator's
