@@ -69,8 +69,9 @@ if [[ " $STAGES " == *" speed "* ]]; then
           --set "threads=$t" --set "epochs=$SPEED_EPOCHS" --set "eval_every=$SPEED_EPOCHS" --set "checkpoint_every=$SPEED_EPOCHS" \
           >/dev/null 2>"$run.log"
         if [ -x "$PY" ] && "$PY" -c 'import torch' 2>/dev/null; then
+          source bench/train/openblas.sh
           for sp in coo csr; do
-            "$PY" -W ignore bench/train/lightgcn_torch.py --data "$DATA/${SRC[$ds]}" --name "$ds" --threads "$t" \
+            "${TORCH_ENV[@]}" OPENBLAS_NUM_THREADS="$t" "$PY" -W ignore bench/train/lightgcn_torch.py --data "$DATA/${SRC[$ds]}" --name "$ds" --threads "$t" \
               --epochs "$SPEED_EPOCHS" --sparse "$sp" >"$OUT/speed/$ds-torch-$sp-t$t-$rep.json"
           done
         else

@@ -42,7 +42,9 @@ if [[ " $STAGES " == *" speed "* ]]; then
       --set "threads=$t" --set "epochs=$SPEED_EPOCHS" --set "eval_every=$SPEED_EPOCHS" --set "checkpoint_every=$SPEED_EPOCHS" \
       >/dev/null 2>"$run.log"
     if [ -x "$PY" ] && "$PY" -c 'import torch' 2>/dev/null; then
-      "$PY" bench/train/sasrec_torch.py "$DATA/amazon-scientific" --epochs "$SPEED_EPOCHS" --threads "$t" >"$OUT/speed/torch-t$t.jsonl"
+      source bench/train/openblas.sh
+      echo "PyTorch BLAS: $TORCH_BLAS"
+      "${TORCH_ENV[@]}" OPENBLAS_NUM_THREADS="$t" "$PY" bench/train/sasrec_torch.py "$DATA/amazon-scientific" --epochs "$SPEED_EPOCHS" --threads "$t" >"$OUT/speed/torch-t$t.jsonl"
     else
       echo "python3-torch not installed: PyTorch timing skipped (apt-get install -y python3-torch)"
     fi
