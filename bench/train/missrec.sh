@@ -94,7 +94,9 @@ if [ "$SPEED" = 1 ]; then
     --set epochs=1 --set checkpoint_every=1 >/dev/null 2>"$run.log"
   echo "speed go: $(grep -o '"epoch_seconds": *[0-9.]*' "$run/report.json")"
   if [ -x "$PY" ] && "$PY" -c 'import torch' 2>/dev/null; then
-    "$PY" bench/train/missrec_torch.py "$DATA/amazon-scientific" --epochs 1 --threads "$THREADS" "${dims[@]}" | tee "$OUT/speed/torch-t$THREADS.jsonl"
+    source bench/train/openblas.sh
+    echo "PyTorch BLAS: $TORCH_BLAS"
+    "${TORCH_ENV[@]}" OPENBLAS_NUM_THREADS="$THREADS" "$PY" bench/train/missrec_torch.py "$DATA/amazon-scientific" --epochs 1 --threads "$THREADS" "${dims[@]}" | tee "$OUT/speed/torch-t$THREADS.jsonl"
   else
     echo "python3-torch not installed: PyTorch timing skipped (apt-get install -y python3-torch)"
   fi

@@ -67,7 +67,9 @@ if [[ " $STAGES " == *" data "* ]]; then
   for pair in office:amazon-office scientific:amazon-scientific sciclip:amazon-scientific-clipsubset; do
     ds=${pair%%:*} src=${pair#*:}
     if [ -n "${SMOKE:-}" ] && [ "$ds" != office ]; then continue; fi
-    [ -f "$OUT/$ds/manifest.json" ] || "$MMPIPE" ingest --format recbole --input "$DATA/$src" --out "$OUT/$ds" >/dev/null
+    feat=()
+    [ "$ds" = sciclip ] && feat=(--feat-dim 512) # headerless CLIP .feat1CLS / .feat3CLS
+    [ -f "$OUT/$ds/manifest.json" ] || "$MMPIPE" ingest --format recbole --input "$DATA/$src" --out "$OUT/$ds" "${feat[@]}" >/dev/null
     [ -f "$OUT/$ds/features/text.text-hash.tokens.arrow" ] || "$MMPIPE" encode --dataset "$OUT/$ds" --encoder text-hash --tokens >/dev/null
   done
   ls "$OUT"/*/features/
@@ -96,9 +98,11 @@ if [[ " $STAGES " == *" transfer "* ]]; then
   done
 fi
 if [[ " $STAGES " == *" modal "* ]]; then
+  # The CLIP subset's pooled CLIP text and image vectors, one token each.
+  train sciclip-sasrec sciclip sasrec --set protocol=seq-loo-masked --set "threads=$THREADS" --set patience=5
   train sciclip-pmmrec-modal sciclip pmmrec "${common[@]}" "${ep[@]}" --set model.tower=modal \
-    --set model.text_features=text.text-hash.tokens --set model.image_features=image
-  train sciclip-pmmrec-text sciclip pmmrec "${common[@]}" "${ep[@]}" --set model.tower=text
+    --set model.text_features=text.imported --set model.image_features=image.imported
+  train sciclip-pmmrec-text sciclip pmmrec "${common[@]}" "${ep[@]}" --set model.tower=text --set model.text_features=text.imported
 fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
