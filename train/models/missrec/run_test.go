@@ -2,10 +2,7 @@ package missrec_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mmpipe/mmpipe/pipeline/dataset"
 	"github.com/mmpipe/mmpipe/train"
+	"github.com/mmpipe/mmpipe/train/internal/cycledata"
 	"github.com/mmpipe/mmpipe/train/models/missrec"
 	"github.com/mmpipe/mmpipe/train/models/pop"
 )
@@ -29,57 +26,7 @@ import (
 // word-dropped text (.feat2CLS) and image.
 func cycleDataset(t *testing.T, users, items int) string {
 	t.Helper()
-	src := t.TempDir()
-	r := rand.New(rand.NewPCG(11, 12))
-	head := "user_id:token\titem_id_list:token_seq\titem_id:token\n"
-	var tr, va, te strings.Builder
-	tr.WriteString(head)
-	va.WriteString(head)
-	te.WriteString(head)
-	hist := func(s []int, end int) string {
-		parts := make([]string, 0, end)
-		for _, v := range s[max(0, end-50):end] {
-			parts = append(parts, fmt.Sprint(v))
-		}
-		return strings.Join(parts, " ")
-	}
-	for u := range users {
-		start, n := r.IntN(items), 6+r.IntN(8)
-		s := make([]int, n)
-		for k := range s {
-			s[k] = (start + k) % items
-		}
-		for j := n - 3; j >= 1; j-- {
-			fmt.Fprintf(&tr, "%d\t%s\t%d\n", u, hist(s, j), s[j])
-		}
-		fmt.Fprintf(&va, "%d\t%s\t%d\n", u, hist(s, n-2), s[n-2])
-		fmt.Fprintf(&te, "%d\t%s\t%d\n", u, hist(s, n-1), s[n-1])
-	}
-	files := map[string][]byte{"Cyc.train.inter": []byte(tr.String()), "Cyc.valid.inter": []byte(va.String()), "Cyc.test.inter": []byte(te.String())}
-	const dim = 8
-	for _, name := range []string{"Cyc.feat1CLS", "Cyc.feat2CLS", "Cyc.feat3CLS"} {
-		b := make([]byte, items*dim*4)
-		for i := range items * dim {
-			v := float32(r.NormFloat64())
-			if name == "Cyc.feat3CLS" && i/dim == 3 {
-				v = 0
-			}
-			binary.LittleEndian.PutUint32(b[i*4:], math.Float32bits(v))
-		}
-		files[name] = b
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(src, name), body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := filepath.Join(t.TempDir(), "ds")
-	o := dataset.Options{Format: "recbole", Inputs: []string{src}, Out: out, Version: "test", MinRating: math.NaN()}
-	o.Ingest.FeatDim = dim
-	if _, err := dataset.Ingest(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return cycledata.RecBole(t, rand.New(rand.NewPCG(11, 12)), users, items, cycledata.Options{FeatDim: 8, WordDrop: true, NoImageItem: 3})
 }
 
 var small = []string{"model.dim=32", "model.heads=2", "model.inner=32", "model.batch_size=64", "model.lr=0.005",
