@@ -108,6 +108,7 @@ func (a *app) encodeCommandWith(factories map[string]extract.Factory) *cobra.Com
 	fl.Uint64Var(&o.Opts.Seed, "seed", 0, "seed of the built-in encoders' random projections")
 	fl.StringVar(&shard, "shard", "", "encode only shard i/n (item_idx % n == i) into features/parts/")
 	fl.BoolVar(&o.Force, "force", false, "re-encode every item even when the existing file matches")
+	fl.Float64Var(&o.WordDrop, "word-drop", 0, "text encoders: drop each word with this probability and write modality text_worddrop (MISSRec's word-drop features, its .feat2CLS)")
 	return cmd
 }
 

@@ -63,6 +63,7 @@ const (
 const (
 	MetaTextSHA256  = "text_sha256"  // sha256 of the item texts (text modality)
 	MetaInputSource = "input_source" // where the inputs came from
+	MetaWordDrop    = "word_drop"    // word-drop probability of a text_worddrop file
 	MetaShard       = "shard"        // "i/n" for a shard part
 )
 
@@ -86,6 +87,10 @@ func ParseShard(s string) (Shard, error) {
 func (s Shard) has(r int) bool { return s.N <= 1 || r%s.N == s.I }
 
 func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.I, s.N) }
+
+// WordDropModality is the modality of word-dropped text features
+// (Options.WordDrop), the name ingest gives MISSRec's .feat2CLS.
+const WordDropModality = "text_worddrop"
 
 // Options of one encode run.
 type Options struct {
@@ -116,6 +121,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress is the interval of progress logs (default 10 s).
 	Progress time.Duration
+	// WordDrop, for a text encoder, encodes each item's text with every
+	// word dropped with this probability (at least one word kept; the
+	// draws are a fixed function of the item index, so re-runs agree) into
+	// modality "text_worddrop": the word-dropped text features of MISSRec's
+	// pre-training (its .feat2CLS). A fitted encoder (text-hash's IDF) is
+	// fitted on the full texts, so both files share one space.
+	WordDrop float64
 	// ScratchBytes is the size of token states past which they are kept
 	// in a file-backed scratch array instead of the heap (default 256 MiB;
 	// negative: always).
@@ -217,15 +229,29 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, badInput("encoder %s gives no token output", name)
 	}
 
+	mod := info.Modality
+	if o.WordDrop != 0 {
+		if info.Modality != "text" || !(o.WordDrop > 0 && o.WordDrop < 1) {
+			return nil, badInput("--word-drop %v: wants a text encoder and a probability in (0, 1) (encoder %s is %s)", o.WordDrop, name, info.Modality)
+		}
+		mod = WordDropModality
+	}
 	src, textFP, err := openSource(ds, info.Modality, o.ImagesDir, items)
 	if err != nil {
 		return nil, err
 	}
 	defer src.close()
+	fitSrc := src
+	if o.WordDrop > 0 {
+		ts := src.(*textSource)
+		ts.dropWords(o.WordDrop)
+		textFP = ts.fingerprint()
+		fitSrc = newTextSource(items)
+	}
 
 	if f, ok := enc.(extract.Fitter); ok {
 		t0 := time.Now()
-		if err := f.Fit(ctx, inputs(src, len(items))); err != nil {
+		if err := f.Fit(ctx, inputs(fitSrc, len(items))); err != nil {
 			return nil, fmt.Errorf("encode: %s: %w", name, err)
 		}
 		info = enc.Info()
@@ -233,16 +259,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	meta := info.Meta
-	meta.Modality, meta.Encoder = info.Modality, name
+	meta.Modality, meta.Encoder = mod, name
 	meta.IDMapSHA256, meta.Version = idmap, o.Version
 	meta.Extra = map[string]string{MetaInputSource: src.describe()}
 	if textFP != "" {
 		meta.Extra[MetaTextSHA256] = textFP
 	}
-	rel := filepath.Join(store.FeaturesDir, FileName(info.Modality, name, false))
-	relTok := filepath.Join(store.FeaturesDir, FileName(info.Modality, name, true))
+	if o.WordDrop > 0 {
+		meta.Extra[MetaWordDrop] = strconv.FormatFloat(o.WordDrop, 'g', -1, 64)
+	}
+	rel := filepath.Join(store.FeaturesDir, FileName(mod, name, false))
+	relTok := filepath.Join(store.FeaturesDir, FileName(mod, name, true))
 	if o.Shard.N > 1 {
-		part := fmt.Sprintf("%s.%s.%d-of-%d", info.Modality, name, o.Shard.I, o.Shard.N)
+		part := fmt.Sprintf("%s.%s.%d-of-%d", mod, name, o.Shard.I, o.Shard.N)
 		rel = filepath.Join(store.FeaturesDir, "parts", part+".arrow")
 		relTok = filepath.Join(store.FeaturesDir, "parts", part+".tokens.arrow")
 		meta.Extra[MetaShard] = o.Shard.String()
@@ -252,7 +281,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for _, p := range []string{rel, relTok, store.ManifestFile} {
 		store.RemoveStaleTemps(ds.Path(p))
 	}
-	res := &Result{Encoder: name, Modality: info.Modality, File: filepath.ToSlash(rel), ModelSHA256: meta.ModelSHA256,
+	res := &Result{Encoder: name, Modality: mod, File: filepath.ToSlash(rel), ModelSHA256: meta.ModelSHA256,
 		Source: src.describe(), Items: len(items)}
 	if withTokens {
 		res.TokensFile = filepath.ToSlash(relTok)

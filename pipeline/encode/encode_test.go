@@ -510,3 +510,77 @@ func TestEncodeTokensInScratch(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeWordDrop: --word-drop writes modality text_worddrop, each
+// row is the (full-text-fitted) encoder applied to the item's text with
+// words dropped, the drop is a fixed function of the item, and an image
+// encoder or a bad probability is refused.
+func TestEncodeWordDrop(t *testing.T) {
+	f := newFixture(t, 3)
+	opts := extract.Options{Dim: 32}
+	full := run(t, Options{Dataset: f.dir, Encoder: builtin.TextHashName, Opts: opts})
+	wd := run(t, Options{Dataset: f.dir, Encoder: builtin.TextHashName, Opts: opts, WordDrop: 0.5})
+	if wd.File != "features/text_worddrop.text-hash.arrow" || wd.Modality != WordDropModality || wd.Encoded != full.Encoded {
+		t.Fatalf("word-drop result %+v (full %+v)", wd, full)
+	}
+	ff, wf := openFeatures(t, filepath.Join(f.dir, full.File)), openFeatures(t, filepath.Join(f.dir, wd.File))
+	if m := wf.Meta(); m.Modality != WordDropModality || m.Extra[MetaWordDrop] != "0.5" || m.Extra[MetaTextSHA256] == ff.Meta().Extra[MetaTextSHA256] {
+		t.Errorf("metadata %+v", m)
+	}
+	// The reference: text-hash fitted on the full texts, applied to the
+	// dropped ones.
+	ref, _ := builtin.NewTextHash(opts)
+	src := newTextSource(f.items)
+	var corpus []extract.Input
+	for r := range f.items {
+		if src.has(r) {
+			corpus = append(corpus, extract.Input{Text: src.texts[r]})
+		}
+	}
+	if err := ref.Fit(context.Background(), slices.Values(corpus)); err != nil {
+		t.Fatal(err)
+	}
+	src.dropWords(0.5)
+	differ, shorter := 0, 0
+	for r := range f.items {
+		if !src.has(r) {
+			continue
+		}
+		if n, m := len(strings.Fields(src.texts[r])), len(strings.Fields(export.ItemText(&f.items[r]))); n < 1 || n > m {
+			t.Fatalf("item %d keeps %d of %d words", r, n, m)
+		} else if n < m {
+			shorter++
+		}
+		p, _ := ref.Prepare(extract.Input{Text: src.texts[r]})
+		var out extract.Output
+		if err := ref.Run(context.Background(), []any{p}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(wf.Vector(r), out.Pooled) {
+			t.Fatalf("row %d is not the encoding of item %d's word-dropped text", r, r)
+		}
+		if !slices.Equal(wf.Vector(r), ff.Vector(r)) {
+			differ++
+		}
+	}
+	if shorter < len(corpus)/2 || differ < shorter/2 {
+		t.Errorf("%d of %d texts lost words, %d vectors differ from the full-text ones", shorter, len(corpus), differ)
+	}
+	// Deterministic: a forced re-run writes the same vectors.
+	again := run(t, Options{Dataset: f.dir, Encoder: builtin.TextHashName, Opts: opts, WordDrop: 0.5, Force: true})
+	af := openFeatures(t, filepath.Join(f.dir, again.File))
+	for r := range f.items {
+		if !slices.Equal(af.Vector(r), wf.Vector(r)) {
+			t.Fatalf("row %d changed between two word-drop runs", r)
+		}
+	}
+	for _, c := range []struct {
+		enc string
+		p   float64
+	}{{builtin.ImageStatsName, 0.5}, {builtin.TextHashName, 1}, {builtin.TextHashName, -0.1}} {
+		o := Options{Dataset: f.dir, Encoder: c.enc, Factory: factory(c.enc), Opts: opts, WordDrop: c.p, Version: "test"}
+		if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "--word-drop") {
+			t.Errorf("%s with word drop %v: error %v", c.enc, c.p, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,29 @@ func newTextSource(items []store.Item) *textSource {
 }
 
 func (s *textSource) has(r int) bool { return s.texts[r] != "" }
+
+// dropWords replaces every text by a copy with each word dropped with
+// probability p (at least one kept). The draws for item r come from a PCG
+// seeded with r, so they do not depend on the run, the shard or the order.
+func (s *textSource) dropWords(p float64) {
+	for r, t := range s.texts {
+		words := strings.Fields(t)
+		if len(words) == 0 {
+			continue
+		}
+		rng := rand.New(rand.NewPCG(0x3ad0f, uint64(r)))
+		kept := words[:0:0]
+		for _, w := range words {
+			if rng.Float64() >= p {
+				kept = append(kept, w)
+			}
+		}
+		if len(kept) == 0 {
+			kept = append(kept, words[rng.IntN(len(words))])
+		}
+		s.texts[r] = strings.Join(kept, " ")
+	}
+}
 
 func (s *textSource) input(r int) (extract.Input, error) {
 	return extract.Input{Item: int32(r), ID: s.items[r].ID, Text: s.texts[r]}, nil
