@@ -46,6 +46,11 @@ test-short: ## quick tests only
 # Every fuzz target, found in the *_test.go files as package:target pairs (go test
 # fuzzes one target per package per invocation). A failing input is saved in the
 # package's testdata/fuzz/<target>/ and fails `make test` from then on.
+# Go 1.26's fuzz coordinator can report a bare "context deadline exceeded" when
+# -fuzztime expires under CPU contention (golang/go#75804, fixed in Go 1.27): no
+# input fails and none is written. Such a run is retried once and, if it ends the
+# same way, reported as a flake; any written failing input, panic or test error
+# still fails.
 FUZZTIME ?= 5s
 FUZZ_ROOTS := cmd pipeline store train extract
 fuzz: ## run every fuzz target for FUZZTIME each (default 5s); lists the ones that fail
@@ -54,8 +59,13 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 5s); lists the ones th
 	failed=""; start=$$(date +%s); log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
 	for pt in $$targets; do \
 		pkg=$${pt%%:*}; fn=$${pt##*:}; t0=$$(date +%s); \
-		if $(GO) test "$$pkg" -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) >"$$log" 2>&1; then \
+		run() { $(GO) test "$$pkg" -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) >"$$log" 2>&1; }; \
+		deadline_flake() { grep -q 'context deadline exceeded' "$$log" && \
+			! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$$log"; }; \
+		if run; then \
 			echo "ok    $$pkg $$fn ($$(( $$(date +%s) - t0 ))s)"; \
+		elif deadline_flake && { run || deadline_flake; }; then \
+			echo "ok    $$pkg $$fn ($$(( $$(date +%s) - t0 ))s; a fuzztime deadline flake retried, golang/go#75804)"; \
 		else \
 			echo "FAIL  $$pkg $$fn"; grep -v '^fuzz: elapsed' "$$log" | tail -20; failed="$$failed $$pkg:$$fn"; \
 		fi; \
