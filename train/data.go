@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -114,34 +115,63 @@ func (d *Data) IDs(ctx context.Context) ([]store.User, []store.Item, error) {
 	return d.users, d.items, nil
 }
 
+// ErrNoFeatures is wrapped by Features and TokenFeatures when no file
+// matches the name.
+var ErrNoFeatures = errors.New("no such feature file")
+
 // Features opens the dataset's feature file for a modality: name is a
 // modality ("image": the one features/image.*.arrow file) or a file stem
 // ("image.imported"). It refuses a file whose idmap_sha256 differs from the
 // dataset manifest's (features built for another dataset or another item
 // order) or whose row count differs from the item count. The caller closes
-// the file.
+// the file. Token files (*.tokens.arrow) are not considered.
 func (d *Data) Features(name string) (*store.FeatureFile, error) {
+	return d.openFeatures(name, false)
+}
+
+// TokenFeatures is Features for token-state files (`encode --tokens`,
+// features/<modality>.<encoder>.tokens.arrow): name is a modality ("text")
+// or a stem with or without ".tokens" ("text.text-hash.tokens",
+// "text.text-hash"). The same checks apply.
+func (d *Data) TokenFeatures(name string) (*store.FeatureFile, error) {
+	return d.openFeatures(name, true)
+}
+
+// openFeatures finds the pooled (tokens false) or token feature file name
+// denotes, opens it and checks it against the dataset.
+func (d *Data) openFeatures(name string, tokens bool) (*store.FeatureFile, error) {
 	files, err := d.Dataset.FeatureFiles()
 	if err != nil {
 		return nil, err
 	}
+	kind := "features"
+	if tokens {
+		kind = "token features"
+	}
+	exact := []string{name + ".arrow", name + ".tokens.arrow"}
 	var match []string
 	for _, f := range files {
 		stem := strings.TrimSuffix(f, ".arrow")
-		if strings.HasSuffix(stem, ".tokens") {
+		if strings.HasSuffix(stem, ".tokens") != tokens {
 			continue
 		}
-		if stem == name || strings.SplitN(stem, ".", 2)[0] == name {
+		if slices.Contains(exact, f) || strings.SplitN(stem, ".", 2)[0] == name {
 			match = append(match, f)
+		}
+	}
+	if len(match) > 1 {
+		for _, f := range match {
+			if slices.Contains(exact, f) {
+				match = []string{f}
+				break
+			}
 		}
 	}
 	switch {
 	case len(match) == 0:
-		return nil, fmt.Errorf("dataset %s has no features for %q (files: %s)", d.Dataset.Dir, name, strings.Join(files, ", "))
-	case len(match) > 1 && !slices.Contains(match, name+".arrow"):
-		return nil, fmt.Errorf("dataset %s has several feature files for %q (%s): name one", d.Dataset.Dir, name, strings.Join(match, ", "))
+		return nil, fmt.Errorf("dataset %s has no %s for %q (files: %s): %w", d.Dataset.Dir, kind, name, strings.Join(files, ", "), ErrNoFeatures)
 	case len(match) > 1:
-		match = []string{name + ".arrow"}
+		return nil, fmt.Errorf("dataset %s has several %s files for %q (%s): name one", d.Dataset.Dir, kind, name, strings.Join(match, ", "))
 	}
 	path := d.Dataset.Path(store.FeaturesDir, match[0])
 	ff, err := store.OpenFeatures(path)
@@ -151,12 +181,12 @@ func (d *Data) Features(name string) (*store.FeatureFile, error) {
 	want := d.Dataset.Manifest.IDMapSHA256
 	if got := ff.Meta().IDMapSHA256; got != want {
 		ff.Close()
-		return nil, fmt.Errorf("features %s: idmap_sha256 %q differs from the dataset's %q: the file was built for another dataset or item order; re-encode it",
-			path, got, want)
+		return nil, fmt.Errorf("%s %s: idmap_sha256 %q differs from the dataset's %q: the file was built for another dataset or item order; re-encode it",
+			kind, path, got, want)
 	}
 	if ff.Rows() != d.NumItems {
 		ff.Close()
-		return nil, fmt.Errorf("features %s: %d rows for %d items", path, ff.Rows(), d.NumItems)
+		return nil, fmt.Errorf("%s %s: %d rows for %d items", kind, path, ff.Rows(), d.NumItems)
 	}
 	return ff, nil
 }

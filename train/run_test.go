@@ -622,3 +622,62 @@ func TestInitCheckpoint(t *testing.T) {
 		t.Error("resume accepted a changed --init checkpoint")
 	}
 }
+
+// TestTokenFeaturesResolve: token files are found by modality or stem
+// (with or without ".tokens"), pooled lookups never return them, an
+// ambiguous name is refused, and a missing one wraps ErrNoFeatures.
+func TestTokenFeaturesResolve(t *testing.T) {
+	src := demoDataset(t)
+	ds := filepath.Join(t.TempDir(), "ds")
+	if err := os.CopyFS(ds, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	d, err := train.LoadData(context.Background(), ds, "random", eval.Graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := d.Dataset.Manifest.IDMapSHA256
+	write := func(file string, tokens int) {
+		m := &store.FeatureMatrix{Meta: store.FeatureMeta{Modality: strings.Split(file, ".")[0], Encoder: "test", IDMapSHA256: good},
+			Rows: d.NumItems, Dim: 2, Tokens: tokens, Data: make([]float32, d.NumItems*2*max(tokens, 1))}
+		if err := store.WriteFeatures(filepath.Join(ds, store.FeaturesDir, file), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("audio.enc.tokens.arrow", 3)
+	write("video.a.tokens.arrow", 2)
+	write("video.b.tokens.arrow", 2)
+	cases := []struct {
+		name, want, err string
+	}{
+		{"audio", "audio.enc.tokens.arrow", ""},
+		{"audio.enc", "audio.enc.tokens.arrow", ""},
+		{"audio.enc.tokens", "audio.enc.tokens.arrow", ""},
+		{"video.b", "video.b.tokens.arrow", ""},
+		{"video", "", "several token features files"},
+		{"smell", "", "no token features"},
+	}
+	for _, c := range cases {
+		ff, err := d.TokenFeatures(c.name)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want %q", c.name, err, c.err)
+			}
+			if c.name == "smell" && !errors.Is(err, train.ErrNoFeatures) {
+				t.Errorf("%s: error %v does not wrap ErrNoFeatures", c.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if filepath.Base(ff.Path()) != c.want || ff.Tokens() == 0 {
+			t.Errorf("%s: opened %s (%d tokens), want %s", c.name, ff.Path(), ff.Tokens(), c.want)
+		}
+		ff.Close()
+	}
+	if _, err := d.Features("audio"); !errors.Is(err, train.ErrNoFeatures) {
+		t.Errorf("pooled lookup of a modality with only a token file: %v", err)
+	}
+}

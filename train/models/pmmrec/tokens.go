@@ -1,10 +1,9 @@
 package pmmrec
 
 import (
+	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/mmpipe/mmpipe/store"
 	"github.com/mmpipe/mmpipe/train"
 )
 
@@ -31,51 +30,15 @@ func memTokens(name string, T, dim int, n []int32, data [][]float32) *tokenTable
 // token file of that name, a pooled feature file (Data.Features) is read
 // as one token per item.
 func openTokens(d *train.Data, name string, maxTokens int) (*tokenTable, error) {
-	files, err := d.Dataset.FeatureFiles()
-	if err != nil {
+	ff, err := d.TokenFeatures(name)
+	if errors.Is(err, train.ErrNoFeatures) {
+		// No token file: a pooled file is one token per item.
+		var err2 error
+		if ff, err2 = d.Features(name); err2 != nil {
+			return nil, fmt.Errorf("%w; and no pooled features either (mmpipe encode --tokens writes token files): %w", err, err2)
+		}
+	} else if err != nil {
 		return nil, err
-	}
-	var match []string
-	for _, f := range files {
-		stem := strings.TrimSuffix(f, ".arrow")
-		if !strings.HasSuffix(stem, ".tokens") {
-			continue
-		}
-		if stem == name || stem == name+".tokens" || strings.SplitN(stem, ".", 2)[0] == name {
-			match = append(match, f)
-		}
-	}
-	var ff *store.FeatureFile
-	switch {
-	case len(match) > 1:
-		exact := ""
-		for _, f := range match {
-			if f == name+".arrow" || f == name+".tokens.arrow" {
-				exact = f
-			}
-		}
-		if exact == "" {
-			return nil, fmt.Errorf("dataset %s has several token files for %q (%s): name one", d.Dataset.Dir, name, strings.Join(match, ", "))
-		}
-		match = []string{exact}
-		fallthrough
-	case len(match) == 1:
-		path := d.Dataset.Path(store.FeaturesDir, match[0])
-		if ff, err = store.OpenFeatures(path); err != nil {
-			return nil, err
-		}
-		if got, want := ff.Meta().IDMapSHA256, d.Dataset.Manifest.IDMapSHA256; got != want {
-			ff.Close()
-			return nil, fmt.Errorf("token features %s: idmap_sha256 %q differs from the dataset's %q: re-encode them", path, got, want)
-		}
-		if ff.Rows() != d.NumItems {
-			ff.Close()
-			return nil, fmt.Errorf("token features %s: %d rows for %d items", path, ff.Rows(), d.NumItems)
-		}
-	default:
-		if ff, err = d.Features(name); err != nil {
-			return nil, fmt.Errorf("no token file for %q (mmpipe encode --tokens) and no pooled features: %w", name, err)
-		}
 	}
 	t := &tokenTable{name: ff.Path(), dim: ff.Dim(), n: make([]int32, d.NumItems), close: func() { ff.Close() }}
 	if ff.Tokens() == 0 { // pooled: one token
