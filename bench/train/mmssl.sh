@@ -13,10 +13,10 @@
 #   NICE=10 EPOCHS=1 ARMS=faithful-noadv STAGES=quality DATASET=demo/dataset SPLIT=random OUT=/tmp/x bash bench/train/mmssl.sh
 #
 # Arms (ARMS, default "faithful intended faithful-noadv faithful-nocl
-# faithful-nomod"): MODE or MODE-ABLATION with MODE faithful | intended and
-# ABLATION noadv (model.no_adversarial=true: no critic at all), nocl
+# faithful-nomod"): MODE or MODE-ABLATION[-ABLATION...] with MODE faithful |
+# intended and each ABLATION noadv (model.no_adversarial=true: no critic at all), nocl
 # (model.cl_rate=0: no InfoNCE) or nomod (model.no_modality=true: U*, I*
-# from the ID/CF branch only). In faithful mode on TikTok the contrastive
+# from the ID/CF branch only); intended-noadv-nocl removes two parts. In faithful mode on TikTok the contrastive
 # term and the fused branch are already dead after batch 1 (quirk Q1,
 # research/models.md §2.12), so the intended-* ablations are the ones that
 # remove a working part.
@@ -57,17 +57,19 @@ split=()
 
 # arm_sets ARM: the --set flags of an arm.
 arm_sets() {
-  local mode=${1%%-*} abl=""
-  [[ "$1" == *-* ]] && abl=${1#*-}
+  local mode=${1%%-*} rest="" abl
+  [[ "$1" == *-* ]] && rest=${1#*-}
   case "$mode" in faithful | intended) ;; *) echo "unknown arm $1 (mode faithful|intended)" >&2; return 1 ;; esac
   echo "--set model.mode=$mode"
-  case "$abl" in
-    "") ;;
-    noadv) echo "--set model.no_adversarial=true" ;;
-    nocl) echo "--set model.cl_rate=0" ;;
-    nomod) echo "--set model.no_modality=true" ;;
-    *) echo "unknown ablation in arm $1 (noadv|nocl|nomod)" >&2; return 1 ;;
-  esac
+  local IFS=-
+  for abl in $rest; do
+    case "$abl" in
+      noadv) echo "--set model.no_adversarial=true" ;;
+      nocl) echo "--set model.cl_rate=0" ;;
+      nomod) echo "--set model.no_modality=true" ;;
+      *) echo "unknown ablation $abl in arm $1 (noadv|nocl|nomod)" >&2; return 1 ;;
+    esac
+  done
 }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores, nice $NICE"
