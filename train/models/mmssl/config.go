@@ -11,6 +11,15 @@ const (
 	Intended = "intended"
 )
 
+// Graph normalisations (model.graph_norm).
+const (
+	// GraphNormHalf scales rows only: D_u^-1/2·R and D_i^-1/2·Rᵀ (the
+	// reference's csr_norm with mean_flag).
+	GraphNormHalf = "half"
+	// GraphNormSym is LightGCN's D_u^-1/2·R·D_i^-1/2 and its transpose.
+	GraphNormSym = "sym"
+)
+
 // Config is MMSSL's configuration (model.* keys). Defaults are the
 // reference's parser defaults (research/models.md §2.9).
 type Config struct {
@@ -91,6 +100,15 @@ type Config struct {
 	TopK int `yaml:"topk" json:"topk"`
 	// IntendedCriticSlope is the critic's LeakyReLU slope in intended mode.
 	IntendedCriticSlope float64 `yaml:"intended_critic_slope" json:"intended_critic_slope"`
+	// CFSoftmax applies the reference's softmax over the feature axis to
+	// the last user–item layer (quirk Q4; default true in both modes).
+	// false gives LightGCN's plain layer mean.
+	CFSoftmax bool `yaml:"cf_softmax" json:"cf_softmax"`
+	// GraphNorm is the normalisation of every user–item graph (the
+	// interaction graph and the generated ones): "half", the reference's
+	// D_u^-1/2·R and D_i^-1/2·Rᵀ (quirk Q4; default), or "sym", LightGCN's
+	// D_u^-1/2·R·D_i^-1/2 and its transpose.
+	GraphNorm string `yaml:"graph_norm" json:"graph_norm"`
 
 	// NoAdversarial is the ablation without the adversarial structure
 	// learning (default off): the critic is neither built nor run (its
@@ -120,7 +138,7 @@ func DefaultConfig() *Config {
 		GPRate: 1, GPLambda: 0.3, GDrop1: 0.31, GDrop2: 0.5, CriticSlope: 1,
 		RealDataTau: 0.005, LogLogScale: 1e-5, UIPreScale: 100, MTopKRate: 1e-4, T: 1,
 		DropRate: 0.2, ModelCatRate: 0.55, IDCatRate: 0.36, HeadNum: 4,
-		TopK: 10, IntendedCriticSlope: 0.2,
+		TopK: 10, IntendedCriticSlope: 0.2, CFSoftmax: true, GraphNorm: GraphNormHalf,
 	}
 }
 
@@ -141,6 +159,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Mode != Faithful && c.Mode != Intended:
 		return fmt.Errorf("mode: must be %s or %s, got %q", Faithful, Intended, c.Mode)
+	case c.GraphNorm != GraphNormHalf && c.GraphNorm != GraphNormSym:
+		return fmt.Errorf("graph_norm: must be %s or %s, got %q", GraphNormHalf, GraphNormSym, c.GraphNorm)
 	case c.EmbedSize < 1:
 		return fmt.Errorf("embed_size: must be ≥ 1, got %d", c.EmbedSize)
 	case c.CFLayers < 1:

@@ -190,7 +190,7 @@ func build(env *train.Env, cfg *Config, feats []sparse.Mat, names []string) (*Mo
 		m.featsT = append(m.featsT, f.Transpose())
 	}
 	m.names, m.nm = names, len(feats)
-	m.gui, m.giu = halfNorm(d.Train)
+	m.gui, m.giu = m.normGraph(d.Train)
 	rng := env.InitRNG
 	dd := m.d
 	m.eu, m.ei = sparse.NewMat(m.nu, dd), sparse.NewMat(m.ni, dd)
@@ -333,6 +333,41 @@ func loadFeatures(d *train.Data, names []string) ([]sparse.Mat, []string, error)
 	return feats, names, nil
 }
 
+// normGraph normalises a user–item graph as model.graph_norm says.
+func (m *Model) normGraph(r *sparse.CSR) (ui, iu *sparse.CSR) {
+	if m.cfg.GraphNorm == GraphNormSym {
+		return symNorm(r)
+	}
+	return halfNorm(r)
+}
+
+// symNorm returns LightGCN's D_u^-1/2·R·D_i^-1/2 and its transpose, with
+// the degrees the row and column sums of R (+ 1e-8, as halfNorm), so a
+// generated graph's repeated pairs count with their multiplicity.
+func symNorm(r *sparse.CSR) (ui, iu *sparse.CSR) {
+	du, di := make([]float64, r.NRows), make([]float64, r.NCols)
+	for row := range r.NRows {
+		for p := r.RowPtr[row]; p < r.RowPtr[row+1]; p++ {
+			v := float64(r.Val[p])
+			du[row] += v
+			di[r.ColIdx[p]] += v
+		}
+	}
+	for k := range du {
+		du[k] = 1 / math.Sqrt(du[k]+1e-8)
+	}
+	for k := range di {
+		di[k] = 1 / math.Sqrt(di[k]+1e-8)
+	}
+	ui = &sparse.CSR{NRows: r.NRows, NCols: r.NCols, RowPtr: r.RowPtr, ColIdx: r.ColIdx, Val: make([]float32, len(r.Val))}
+	for row := range r.NRows {
+		for p := r.RowPtr[row]; p < r.RowPtr[row+1]; p++ {
+			ui.Val[p] = float32(float64(r.Val[p]) * du[row] * di[r.ColIdx[p]])
+		}
+	}
+	return ui, ui.Transpose()
+}
+
 // halfNorm returns the reference's csr_norm(R, mean_flag=True) and
 // csr_norm(Rᵀ, mean_flag=True): rows scaled by (row sum + 1e-8)^-1/2,
 // columns not scaled. Stored values keep their multiplicity (a generated
@@ -424,7 +459,7 @@ func (m *Model) buildGraphs() error {
 			if err != nil {
 				return fmt.Errorf("mmssl: generated graph: %w", err)
 			}
-			g.ui, g.iu = halfNorm(a)
+			g.ui, g.iu = m.normGraph(a)
 			continue
 		}
 		if g.built == 0 {
@@ -440,7 +475,7 @@ func (m *Model) buildGraphs() error {
 		if err != nil {
 			return fmt.Errorf("mmssl: generated graph: %w", err)
 		}
-		g.ui, g.iu = halfNorm(a)
+		g.ui, g.iu = m.normGraph(a)
 	}
 	return nil
 }

@@ -145,26 +145,31 @@ type refOut struct {
 	um, im, ut   []dense
 }
 
-// refGraphs returns the dense half-normalised G_ui and G_iu of R.
-func refGraphs(d *train.Data) (gui, giu dense) {
+// refGraphs returns the dense G_ui and G_iu of R: half-normalised (rows
+// scaled by (degree + 1e-8)^-1/2) or, with graph_norm sym, scaled on both
+// sides by the user's and the item's degree.
+func refGraphs(d *train.Data, norm string) (gui, giu dense) {
 	r := d.Train.Dense()
 	gui, giu = newDense(d.NumUsers, d.NumItems), newDense(d.NumItems, d.NumUsers)
+	du, di := make([]float64, d.NumUsers), make([]float64, d.NumItems)
 	for u := range d.NumUsers {
-		deg := 0.0
 		for i := range d.NumItems {
-			deg += float64(r.Data[u*d.NumItems+i])
-		}
-		for i := range d.NumItems {
-			gui.set(u, i, float64(r.Data[u*d.NumItems+i])/math.Sqrt(deg+1e-8))
+			du[u] += float64(r.Data[u*d.NumItems+i])
+			di[i] += float64(r.Data[u*d.NumItems+i])
 		}
 	}
-	for i := range d.NumItems {
-		deg := 0.0
-		for u := range d.NumUsers {
-			deg += float64(r.Data[u*d.NumItems+i])
-		}
-		for u := range d.NumUsers {
-			giu.set(i, u, float64(r.Data[u*d.NumItems+i])/math.Sqrt(deg+1e-8))
+	for u := range d.NumUsers {
+		for i := range d.NumItems {
+			v := float64(r.Data[u*d.NumItems+i])
+			switch norm {
+			case GraphNormSym:
+				v /= math.Sqrt(du[u]+1e-8) * math.Sqrt(di[i]+1e-8)
+				gui.set(u, i, v)
+				giu.set(i, u, v)
+			default:
+				gui.set(u, i, v/math.Sqrt(du[u]+1e-8))
+				giu.set(i, u, v/math.Sqrt(di[i]+1e-8))
+			}
 		}
 	}
 	return gui, giu
@@ -173,7 +178,7 @@ func refGraphs(d *train.Data) (gui, giu dense) {
 // refForward is MMSSL's forward (§2.5) with the initial generated graphs
 // (= G_ui, G_iu) and the given feature dropout masks.
 func refForward(cfg *Config, d *train.Data, feats []sparse.Mat, p *refParams, masks []dense) refOut {
-	gui, giu := refGraphs(d)
+	gui, giu := refGraphs(d, cfg.GraphNorm)
 	var o refOut
 	nm := len(feats)
 	dd := cfg.EmbedSize
@@ -217,11 +222,11 @@ func refForward(cfg *Config, d *train.Data, feats []sparse.Mat, p *refParams, ma
 	prev := e0i
 	for l := range cfg.CFLayers {
 		u := mul(gui, prev)
-		if l == cfg.CFLayers-1 {
+		if l == cfg.CFLayers-1 && cfg.CFSoftmax {
 			u = softmaxRows64(u)
 		}
 		i := mul(giu, u)
-		if l == cfg.CFLayers-1 {
+		if l == cfg.CFLayers-1 && cfg.CFSoftmax {
 			i = softmaxRows64(i)
 		}
 		for j := range su {
@@ -355,10 +360,25 @@ func stepConfig() *Config {
 // reference forward, gradient penalty with its second-order term) and the
 // recommender's gradient (BPR, L2 terms, InfoNCE, adversarial term) by
 // central differences of the reference losses, the loss values, and the
-// AdamW / Adam updates of the parameters.
+// AdamW / Adam updates of the parameters. The second case swaps the
+// reference's graphs and last layer (quirk Q4) for LightGCN's
+// (graph_norm sym, cf_softmax false).
 func TestFaithfulStep(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		norm    string
+		softmax bool
+	}{{"reference", GraphNormHalf, true}, {"sym-nosoftmax", GraphNormSym, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := stepConfig()
+			cfg.GraphNorm, cfg.CFSoftmax = c.norm, c.softmax
+			testFaithfulStep(t, cfg)
+		})
+	}
+}
+
+func testFaithfulStep(t *testing.T, cfg *Config) {
 	d := tinyData(t, 7, 16, 4)
-	cfg := stepConfig()
 	m := tinyModel(t, d, cfg, 3, 5)
 	dr := record(m)
 	p0 := refParamsOf(m)
@@ -683,6 +703,45 @@ func TestCollapse(t *testing.T) {
 	}
 }
 
+// TestGraphNorms checks both normalisations on a hand-computed graph:
+// R = [[1 1 0] [0 1 1]] plus a repeated pair (user 0, item 0) counted
+// twice; degrees du = (3, 2), di = (2, 2, 1).
+func TestGraphNorms(t *testing.T) {
+	r, err := sparse.NewCSR(2, 3, []int32{0, 0, 0, 1, 1}, []int32{0, 0, 1, 1, 2}, []float32{1, 1, 1, 1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, s3 := math.Sqrt(2), math.Sqrt(3)
+	for _, c := range []struct {
+		name   string
+		norm   func(*sparse.CSR) (*sparse.CSR, *sparse.CSR)
+		ui, iu [][]float64
+	}{
+		{"half", halfNorm,
+			[][]float64{{2 / s3, 1 / s3, 0}, {0, 1 / s2, 1 / s2}},
+			[][]float64{{2 / s2, 0}, {1 / s2, 1 / s2}, {0, 1}}},
+		{"sym", symNorm,
+			[][]float64{{2 / (s3 * s2), 1 / (s3 * s2), 0}, {0, 1 / (s2 * s2), 1 / s2}},
+			[][]float64{{2 / (s3 * s2), 0}, {1 / (s3 * s2), 1 / (s2 * s2)}, {0, 1 / s2}}},
+	} {
+		ui, iu := c.norm(r)
+		for _, g := range []struct {
+			name string
+			a    *sparse.CSR
+			want [][]float64
+		}{{"ui", ui, c.ui}, {"iu", iu, c.iu}} {
+			got := g.a.Dense()
+			for row, w := range g.want {
+				for col, v := range w {
+					if x := float64(got.Data[row*got.Cols+col]); math.Abs(x-v) > 1e-6 {
+						t.Errorf("%s %s[%d,%d] = %v, want %v", c.name, g.name, row, col, x, v)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, c := range []struct {
 		mut  func(*Config)
@@ -698,6 +757,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.GDrop1 = 1 }, "g_drop1:"},
 		{func(c *Config) { c.Reg = -1 }, "reg:"},
 		{func(c *Config) { c.Modalities = []string{""} }, "modalities:"},
+		{func(c *Config) { c.GraphNorm = "full" }, "graph_norm:"},
 	} {
 		cfg := DefaultConfig()
 		c.mut(cfg)
@@ -708,7 +768,7 @@ func TestConfigValidate(t *testing.T) {
 	d := DefaultConfig()
 	if d.EmbedSize != 64 || d.CFLayers != 2 || d.BatchSize != 1024 || d.LR != 5.5e-4 || d.WeightDecay != 0.01 || d.DLR != 3e-4 ||
 		d.GPLambda != 0.3 || d.GRate != 1e-4 || d.CLRate != 0.03 || d.IDCatRate != 0.36 || d.ModelCatRate != 0.55 ||
-		d.CriticSlope != 1 || d.MTopKRate != 1e-4 || d.T != 1 || d.Mode != Faithful {
+		d.CriticSlope != 1 || d.MTopKRate != 1e-4 || d.T != 1 || d.Mode != Faithful || !d.CFSoftmax || d.GraphNorm != GraphNormHalf {
 		t.Errorf("defaults %+v differ from the MMSSL reference", d)
 	}
 	f := Factory().DefaultConfig()
@@ -723,17 +783,24 @@ func TestConfigValidate(t *testing.T) {
 // I*, U_m, I_m and Ũ_m, without dropout.
 func TestRecommenderVJP(t *testing.T) {
 	for _, c := range []struct {
-		mode  string
-		noMod bool
-	}{{Faithful, false}, {Intended, false}, {Faithful, true}, {Intended, true}} {
+		mode     string
+		noMod    bool
+		lightGCN bool // graph_norm sym, cf_softmax false
+	}{{Faithful, false, false}, {Intended, false, false}, {Faithful, true, false}, {Intended, true, false}, {Intended, false, true}} {
 		mode := c.mode
 		if c.noMod {
 			mode += "/no_modality"
+		}
+		if c.lightGCN {
+			mode += "/sym-nosoftmax"
 		}
 		t.Run(mode, func(t *testing.T) {
 			d := tinyData(t, 7, 12, 8)
 			cfg := stepConfig()
 			cfg.Mode, cfg.TopK, cfg.MTopKRate, cfg.NoModality = c.mode, 2, 2.0/12, c.noMod
+			if c.lightGCN {
+				cfg.GraphNorm, cfg.CFSoftmax = GraphNormSym, false
+			}
 			m := tinyModel(t, d, cfg, 3, 2)
 			rng := train.NewRNG(3, 3)
 			// Generated graphs: random pairs (faithful, with a repeat) or

@@ -168,13 +168,13 @@ func (m *Model) forward(rng *train.RNG) error {
 		if err := m.gui.Mul(f.us[l], prev, w); err != nil {
 			return err
 		}
-		if l == last {
+		if l == last && cfg.CFSoftmax {
 			softmaxRows(f.us[l])
 		}
 		if err := m.giu.Mul(f.is[l], f.us[l], w); err != nil {
 			return err
 		}
-		if l == last {
+		if l == last && cfg.CFSoftmax {
 			softmaxRows(f.is[l])
 		}
 		prev = f.is[l]
@@ -317,14 +317,14 @@ func (m *Model) backward(g *recGrads) error {
 	tmpU := mat(&m.buf.tmpU, nu, d)
 	tmpI := mat(&m.buf.tmpI, ni, d)
 	for l := L - 1; l >= 0; l-- {
-		if l == L-1 {
+		if l == L-1 && m.cfg.CFSoftmax {
 			softmaxRowsVJP(gi[l], f.is[l])
 		}
 		if err := m.giu.MulT(tmpU, gi[l], w); err != nil {
 			return err
 		}
 		addInto(gu[l].Data, tmpU.Data, w)
-		if l == L-1 {
+		if l == L-1 && m.cfg.CFSoftmax {
 			softmaxRowsVJP(gu[l], f.us[l])
 		}
 		if err := m.gui.MulT(tmpI, gu[l], w); err != nil {
