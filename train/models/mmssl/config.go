@@ -109,6 +109,11 @@ type Config struct {
 	// D_u^-1/2·R and D_i^-1/2·Rᵀ (quirk Q4; default), or "sym", LightGCN's
 	// D_u^-1/2·R·D_i^-1/2 and its transpose.
 	GraphNorm string `yaml:"graph_norm" json:"graph_norm"`
+	// EmbedInitStd draws the user and item ID embeddings from N(0, std²)
+	// when positive (LightGCN's 0.1); 0 (default) keeps the reference's
+	// Xavier-uniform init, ±√(6/(d + rows)), which starts them about 7×
+	// smaller on TikTok.
+	EmbedInitStd float64 `yaml:"embed_init_std" json:"embed_init_std"`
 
 	// NoAdversarial is the ablation without the adversarial structure
 	// learning (default off): the critic is neither built nor run (its
@@ -199,7 +204,7 @@ func (c *Config) Validate() error {
 		v float64
 	}{{"weight_decay", c.WeightDecay}, {"reg", c.Reg}, {"feat_reg_decay", c.FeatRegDecay}, {"cl_rate", c.CLRate},
 		{"g_rate", c.GRate}, {"gp_rate", c.GPRate}, {"gp_lambda", c.GPLambda}, {"critic_slope", c.CriticSlope},
-		{"intended_critic_slope", c.IntendedCriticSlope}, {"log_log_scale", c.LogLogScale}, {"ui_pre_scale", c.UIPreScale}, {"model_cat_rate", c.ModelCatRate}, {"id_cat_rate", c.IDCatRate}} {
+		{"intended_critic_slope", c.IntendedCriticSlope}, {"embed_init_std", c.EmbedInitStd}, {"log_log_scale", c.LogLogScale}, {"ui_pre_scale", c.UIPreScale}, {"model_cat_rate", c.ModelCatRate}, {"id_cat_rate", c.IDCatRate}} {
 		if err := nonneg(p.n, p.v); err != nil {
 			return err
 		}

@@ -194,8 +194,13 @@ func build(env *train.Env, cfg *Config, feats []sparse.Mat, names []string) (*Mo
 	rng := env.InitRNG
 	dd := m.d
 	m.eu, m.ei = sparse.NewMat(m.nu, dd), sparse.NewMat(m.ni, dd)
-	xavier(m.eu.Data, dd, m.nu, rng)
-	xavier(m.ei.Data, dd, m.ni, rng)
+	if cfg.EmbedInitStd > 0 {
+		sparse.InitNormal(m.eu, cfg.EmbedInitStd, rng.Rand)
+		sparse.InitNormal(m.ei, cfg.EmbedInitStd, rng.Rand)
+	} else {
+		xavier(m.eu.Data, dd, m.nu, rng)
+		xavier(m.ei.Data, dd, m.ni, rng)
+	}
 	for _, f := range m.feats {
 		w := sparse.NewMat(f.Cols, dd)
 		xavier(w.Data, f.Cols, dd, rng)

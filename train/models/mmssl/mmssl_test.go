@@ -742,6 +742,38 @@ func TestGraphNorms(t *testing.T) {
 	}
 }
 
+// TestEmbedInit checks the ID embeddings' init: Xavier-uniform within
+// ±√(6/(d + rows)) by default, N(0, std²) with embed_init_std.
+func TestEmbedInit(t *testing.T) {
+	d := tinyData(t, 300, 200, 4)
+	for _, std := range []float64{0, 0.1} {
+		cfg := stepConfig()
+		cfg.EmbedSize, cfg.EmbedInitStd = 16, std
+		m := tinyModel(t, d, cfg, 3)
+		for _, e := range []struct {
+			name string
+			x    sparse.Mat
+		}{{"users", m.eu}, {"items", m.ei}} {
+			bound := math.Sqrt(6 / float64(cfg.EmbedSize+e.x.Rows))
+			s, peak := 0.0, 0.0
+			for _, v := range e.x.Data {
+				s += float64(v) * float64(v)
+				peak = max(peak, math.Abs(float64(v)))
+			}
+			got := math.Sqrt(s / float64(len(e.x.Data)))
+			want := bound / math.Sqrt(3) // a uniform's standard deviation
+			if std > 0 {
+				want = std
+			} else if peak > bound {
+				t.Errorf("xavier %s: |value| %v above the bound %v", e.name, peak, bound)
+			}
+			if math.Abs(got-want) > 0.1*want {
+				t.Errorf("std %v, %s: sample std %v, want %v", std, e.name, got, want)
+			}
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, c := range []struct {
 		mut  func(*Config)
@@ -758,6 +790,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Reg = -1 }, "reg:"},
 		{func(c *Config) { c.Modalities = []string{""} }, "modalities:"},
 		{func(c *Config) { c.GraphNorm = "full" }, "graph_norm:"},
+		{func(c *Config) { c.EmbedInitStd = -1 }, "embed_init_std:"},
 	} {
 		cfg := DefaultConfig()
 		c.mut(cfg)
