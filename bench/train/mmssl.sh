@@ -24,8 +24,9 @@
 # Quality runs resume where a previous invocation stopped (--resume when
 # RUN/run.json exists), so the script can be interrupted and re-run; a
 # complete run is skipped. Knobs (environment):
-#   EPOCHS (6: the fixed budget per arm; patience is set above it so every
-#   arm runs all of them), THREADS (2), SPEED_THREADS (2), STAGES ("quality
+#   EPOCHS (6: the fixed budget per arm), PATIENCE (EPOCHS + 1, so that
+#   every arm runs all of them), EXTRA (more KEY=VALUE settings for every
+#   arm, e.g. "model.graph_norm=sym model.cf_softmax=false"), THREADS (2), SPEED_THREADS (2), STAGES ("quality
 #   speed"), ARMS, NICE (0: the nice level of every run), DATA
 #   (../shared/data: the raw TikTok files for ingest and for PyTorch),
 #   DATASET (bench/out/train/tiktok, ingested if missing), SPLIT (the
@@ -40,6 +41,8 @@ OUT=${OUT:-bench/out/train/mmssl}
 THREADS=${THREADS:-2}
 SPEED_THREADS=${SPEED_THREADS:-2}
 EPOCHS=${EPOCHS:-6}
+PATIENCE=${PATIENCE:-$((EPOCHS + 1))}
+EXTRA=${EXTRA:-}
 NICE=${NICE:-0}
 STAGES=${STAGES:-"quality speed"}
 ARMS=${ARMS:-"faithful intended faithful-noadv faithful-nocl faithful-nomod"}
@@ -61,6 +64,8 @@ arm_sets() {
   [[ "$1" == *-* ]] && rest=${1#*-}
   case "$mode" in faithful | intended) ;; *) echo "unknown arm $1 (mode faithful|intended)" >&2; return 1 ;; esac
   echo "--set model.mode=$mode"
+  local kv
+  for kv in $EXTRA; do echo "--set $kv"; done
   local IFS=-
   for abl in $rest; do
     case "$abl" in
@@ -88,7 +93,7 @@ if [[ " $STAGES " == *" quality "* ]]; then
       resume=(--resume)
       sets=()
     else
-      sets+=(--set "threads=$THREADS" --set "epochs=$EPOCHS" --set "patience=$((EPOCHS + 1))" --set eval_every=1 --set checkpoint_every=1)
+      sets+=(--set "threads=$THREADS" --set "epochs=$EPOCHS" --set "patience=$PATIENCE" --set eval_every=1 --set checkpoint_every=1)
     fi
     echo "== $arm ($run) ${resume[*]} ${sets[*]}"
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$run.load"
