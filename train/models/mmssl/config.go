@@ -34,7 +34,7 @@ type Config struct {
 	EmbedSize int `yaml:"embed_size" json:"embed_size"`
 	// CFLayers is the number of user–item propagation layers
 	// (len(weight_size) = 2); the last applies a softmax over the feature
-	// axis.
+	// axis unless CFSoftmax is false.
 	CFLayers int `yaml:"cf_layers" json:"cf_layers"`
 	// BatchSize is the number of distinct users per batch (batch_size
 	// 1024); an epoch has ⌊train interactions / BatchSize⌋ + 1 batches.
