@@ -2,7 +2,6 @@ package missrec_test
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/mmpipe/mmpipe/train"
 	"github.com/mmpipe/mmpipe/train/internal/cycledata"
+	"github.com/mmpipe/mmpipe/train/internal/resumetest"
 	"github.com/mmpipe/mmpipe/train/models/missrec"
 	"github.com/mmpipe/mmpipe/train/models/pop"
 )
@@ -93,27 +93,7 @@ func TestMISSRecResumeIsExact(t *testing.T) {
 				preCkpt = filepath.Join(root, "full", "checkpoints", "last.ckpt")
 			}
 			out := filepath.Join(root, "cut")
-			ctx, cancel := context.WithCancel(context.Background())
-			_, err = train.Run(ctx, missrec.Factory(), train.Options{Dataset: ds, Out: out, Version: "test", Sets: sets, Init: init,
-				AfterBatch: func(e, b int) {
-					if e == 2 && b == 1 {
-						cancel()
-					}
-				}})
-			cancel()
-			var ie *train.InterruptedError
-			if !errors.As(err, &ie) {
-				t.Fatalf("interrupted run: %v, want an InterruptedError", err)
-			}
-			got, err := train.Run(context.Background(), missrec.Factory(), train.Options{Out: out, Resume: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range want.Test {
-				if got.Test[k] != v {
-					t.Errorf("test %s: resumed %v, uninterrupted %v", k, got.Test[k], v)
-				}
-			}
+			got := resumetest.InterruptResume(t, missrec.Factory(), train.Options{Dataset: ds, Out: out, Version: "test", Sets: sets, Init: init}, want.Test)
 			for k, v := range want.Valid {
 				if got.Valid[k] != v {
 					t.Errorf("valid %s: resumed %v, uninterrupted %v", k, got.Valid[k], v)

@@ -2,7 +2,6 @@ package pmmrec_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/mmpipe/mmpipe/train"
 	"github.com/mmpipe/mmpipe/train/eval"
 	"github.com/mmpipe/mmpipe/train/internal/cycledata"
+	"github.com/mmpipe/mmpipe/train/internal/resumetest"
 	"github.com/mmpipe/mmpipe/train/models/pmmrec"
 	"github.com/mmpipe/mmpipe/train/models/pop"
 )
@@ -103,27 +103,7 @@ func TestPMMRecResumeIsExact(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := filepath.Join(root, "cut")
-			ctx, cancel := context.WithCancel(context.Background())
-			_, err = train.Run(ctx, pmmrec.Factory(), train.Options{Dataset: ds, Out: out, Version: "test", Sets: s,
-				AfterBatch: func(e, b int) {
-					if e == 2 && b == 1 {
-						cancel()
-					}
-				}})
-			cancel()
-			var ie *train.InterruptedError
-			if !errors.As(err, &ie) {
-				t.Fatalf("interrupted run: %v, want an InterruptedError", err)
-			}
-			got, err := train.Run(context.Background(), pmmrec.Factory(), train.Options{Out: out, Resume: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range want.Test {
-				if got.Test[k] != v {
-					t.Errorf("test %s: resumed %v, uninterrupted %v", k, got.Test[k], v)
-				}
-			}
+			resumetest.InterruptResume(t, pmmrec.Factory(), train.Options{Dataset: ds, Out: out, Version: "test", Sets: s}, want.Test)
 			a, _ := os.ReadFile(filepath.Join(root, "full", "metrics.jsonl"))
 			b, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
 			if la, lb := lossesOf(string(a)), lossesOf(string(b)); la != lb || la == "" {

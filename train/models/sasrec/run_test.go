@@ -2,7 +2,6 @@ package sasrec_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mmpipe/mmpipe/pipeline/dataset"
 	"github.com/mmpipe/mmpipe/train"
+	"github.com/mmpipe/mmpipe/train/internal/resumetest"
 	"github.com/mmpipe/mmpipe/train/models/pop"
 	"github.com/mmpipe/mmpipe/train/models/sasrec"
 )
@@ -83,27 +83,7 @@ func TestSASRecResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(root, "cut")
-	ctx, cancel := context.WithCancel(context.Background())
-	_, err = train.Run(ctx, sasrec.Factory(), train.Options{Dataset: ds, Split: "loo", Out: out, Version: "test", Sets: sets,
-		AfterBatch: func(e, b int) {
-			if e == 2 && b == 1 {
-				cancel()
-			}
-		}})
-	cancel()
-	var ie *train.InterruptedError
-	if !errors.As(err, &ie) {
-		t.Fatalf("interrupted run: %v, want an InterruptedError", err)
-	}
-	got, err := train.Run(context.Background(), sasrec.Factory(), train.Options{Out: out, Resume: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range want.Test {
-		if got.Test[k] != v {
-			t.Errorf("test %s: resumed %v, uninterrupted %v", k, got.Test[k], v)
-		}
-	}
+	got := resumetest.InterruptResume(t, sasrec.Factory(), train.Options{Dataset: ds, Split: "loo", Out: out, Version: "test", Sets: sets}, want.Test)
 	for k, v := range want.Valid {
 		if got.Valid[k] != v {
 			t.Errorf("valid %s: resumed %v, uninterrupted %v", k, got.Valid[k], v)
