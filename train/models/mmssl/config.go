@@ -98,6 +98,13 @@ type Config struct {
 	// TopK is the number of items per user of the generated graphs in
 	// intended mode (faithful mode uses int(items · m_topk_rate)).
 	TopK int `yaml:"topk" json:"topk"`
+	// GraphKeepTrain (intended mode only, default off) anchors the
+	// generated graphs to the interactions: a rebuilt user row holds the
+	// user's training items plus the top-k predictions (which exclude
+	// them), instead of the predictions alone. The paper's graphs replace
+	// the user's history by its own top-k predictions, which feeds the
+	// model's predictions back into its input.
+	GraphKeepTrain bool `yaml:"graph_keep_train" json:"graph_keep_train"`
 	// IntendedCriticSlope is the critic's LeakyReLU slope in intended mode.
 	IntendedCriticSlope float64 `yaml:"intended_critic_slope" json:"intended_critic_slope"`
 	// CFSoftmax applies the reference's softmax over the feature axis to
@@ -188,6 +195,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("topk: must be ≥ 1, got %d", c.TopK)
 	case c.Mode == Intended && c.EmbedSize%c.HeadNum != 0:
 		return fmt.Errorf("head_num: %d heads do not divide embed_size %d (intended mode splits the embedding into heads)", c.HeadNum, c.EmbedSize)
+	case c.GraphKeepTrain && c.Mode != Intended:
+		return fmt.Errorf("graph_keep_train: applies to mode=%s only (faithful mode's graphs are the reference's)", Intended)
 	case !(c.MTopKRate >= 0 && c.MTopKRate <= 1):
 		return fmt.Errorf("m_topk_rate: must be in [0, 1], got %v", c.MTopKRate)
 	}

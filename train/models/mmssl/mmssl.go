@@ -456,7 +456,19 @@ func (m *Model) buildGraphs() error {
 					}
 					continue
 				}
+				var own []int32
+				if m.cfg.GraphKeepTrain {
+					own, _ = m.train.Row(u)
+					for _, i := range own {
+						rows, cols = append(rows, int32(u)), append(cols, i)
+					}
+				}
 				for _, i := range g.cur[u*m.k : (u+1)*m.k] {
+					// A prediction can be a training item only when
+					// every other score is below its masked 0.
+					if slices.Contains(own, int32(i)) {
+						continue
+					}
 					rows, cols = append(rows, int32(u)), append(cols, int32(i))
 				}
 			}

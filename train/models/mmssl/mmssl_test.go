@@ -791,6 +791,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Modalities = []string{""} }, "modalities:"},
 		{func(c *Config) { c.GraphNorm = "full" }, "graph_norm:"},
 		{func(c *Config) { c.EmbedInitStd = -1 }, "embed_init_std:"},
+		{func(c *Config) { c.GraphKeepTrain = true }, "graph_keep_train:"},
 	} {
 		cfg := DefaultConfig()
 		c.mut(cfg)
@@ -949,5 +950,59 @@ func TestIntendedRuns(t *testing.T) {
 	}
 	if rows == 0 {
 		t.Error("no user row of the generated graph was rebuilt")
+	}
+}
+
+// TestGraphKeepTrain checks the generated graphs' rows after a few
+// intended-mode batches: the user's top-k predictions alone by default,
+// the training items plus those predictions with graph_keep_train; users
+// not yet rebuilt keep their training items either way.
+func TestGraphKeepTrain(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(map[bool]string{false: "predictions", true: "keep-train"}[keep], func(t *testing.T) {
+			d := tinyData(t, 9, 16, 6)
+			cfg := stepConfig()
+			cfg.Mode, cfg.TopK, cfg.GraphKeepTrain, cfg.NoAdversarial = Intended, 3, keep, true
+			m := tinyModel(t, d, cfg, 3, 2)
+			rng := train.NewRNG(2, train.StreamTrain)
+			for range 3 {
+				if _, err := m.TrainBatch(context.Background(), rng); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.buildGraphs(); err != nil {
+				t.Fatal(err)
+			}
+			rebuilt := 0
+			for gi, g := range m.graphs {
+				for u := range m.nu {
+					own, _ := m.train.Row(u)
+					set := map[int32]bool{}
+					if g.cur[u*m.k] < 0 || keep {
+						for _, i := range own {
+							set[i] = true
+						}
+					}
+					if g.cur[u*m.k] >= 0 {
+						rebuilt++
+						for _, i := range g.cur[u*m.k : (u+1)*m.k] {
+							set[int32(i)] = true
+						}
+					}
+					var want []int32
+					for i := range set {
+						want = append(want, i)
+					}
+					slices.Sort(want)
+					got, _ := g.ui.Row(u)
+					if !slices.Equal(got, want) {
+						t.Errorf("graph %d user %d: items %v, want %v", gi, u, got, want)
+					}
+				}
+			}
+			if rebuilt == 0 {
+				t.Error("no user row was rebuilt")
+			}
+		})
 	}
 }
