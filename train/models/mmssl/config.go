@@ -105,6 +105,13 @@ type Config struct {
 	// the user's history by its own top-k predictions, which feeds the
 	// model's predictions back into its input.
 	GraphKeepTrain bool `yaml:"graph_keep_train" json:"graph_keep_train"`
+	// FeatStandardize (default off, either mode) standardises every
+	// feature column to mean 0 and variance 1 over the items before
+	// training (a constant column becomes 0). The reference feeds the raw
+	// features; TikTok's image features share a large common offset (mean
+	// 2.7 per column, row norm 33), which the projection then spends its
+	// capacity on.
+	FeatStandardize bool `yaml:"feat_standardize" json:"feat_standardize"`
 	// IntendedCriticSlope is the critic's LeakyReLU slope in intended mode.
 	IntendedCriticSlope float64 `yaml:"intended_critic_slope" json:"intended_critic_slope"`
 	// CFSoftmax applies the reference's softmax over the feature axis to

@@ -157,6 +157,11 @@ func New(env *train.Env) (train.Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.FeatStandardize {
+		for _, f := range feats {
+			standardizeCols(f)
+		}
+	}
 	return build(env, cfg, feats, names)
 }
 
@@ -267,6 +272,32 @@ func xavier(w []float32, fanIn, fanOut int, rng *train.RNG) {
 	bound := math.Sqrt(6 / float64(fanIn+fanOut))
 	for k := range w {
 		w[k] = float32((2*rng.Float64() - 1) * bound)
+	}
+}
+
+// standardizeCols scales every column of x to mean 0 and (population)
+// variance 1; a constant column becomes 0.
+func standardizeCols(x sparse.Mat) {
+	mean, sq := make([]float64, x.Cols), make([]float64, x.Cols)
+	for r := range x.Rows {
+		for c, v := range x.Row(r) {
+			mean[c] += float64(v)
+			sq[c] += float64(v) * float64(v)
+		}
+	}
+	n := float64(x.Rows)
+	inv := make([]float64, x.Cols)
+	for c := range mean {
+		mean[c] /= n
+		if v := sq[c]/n - mean[c]*mean[c]; v > 1e-12*max(1, sq[c]/n) {
+			inv[c] = 1 / math.Sqrt(v)
+		}
+	}
+	for r := range x.Rows {
+		row := x.Row(r)
+		for c, v := range row {
+			row[c] = float32((float64(v) - mean[c]) * inv[c])
+		}
 	}
 }
 

@@ -1006,3 +1006,29 @@ func TestGraphKeepTrain(t *testing.T) {
 		})
 	}
 }
+
+// TestStandardizeCols checks the column standardisation on hand values.
+func TestStandardizeCols(t *testing.T) {
+	x := sparse.NewMat(4, 3)
+	copy(x.Data, []float32{
+		1, 5, 2,
+		3, 5, -2,
+		5, 5, 2,
+		7, 5, -2,
+	})
+	standardizeCols(x)
+	// Column 0: mean 4, variance (9+1+1+9)/4 = 5; column 1 constant;
+	// column 2: mean 0, variance 4.
+	s5 := float32(1 / math.Sqrt(5))
+	want := []float32{
+		-3 * s5, 0, 1,
+		-1 * s5, 0, -1,
+		1 * s5, 0, 1,
+		3 * s5, 0, -1,
+	}
+	for k := range want {
+		if math.Abs(float64(x.Data[k]-want[k])) > 1e-6 {
+			t.Fatalf("standardised %v, want %v", x.Data, want)
+		}
+	}
+}
