@@ -63,6 +63,29 @@ func TestTikTokBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := mi.(*Model)
+	// model.feat_standardize reaches the loaded features: TikTok's image
+	// columns (the first modality, raw column means up to 3.5) come out
+	// centred with unit variance.
+	scfg := *cfg
+	scfg.FeatStandardize, scfg.NoAdversarial = true, true
+	si, err := New(&train.Env{Data: data, Config: train.DefaultConfig(&scfg), InitRNG: train.NewRNG(2022, train.StreamInit), Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, x := range []*Model{m, si.(*Model)} {
+		f := x.feats[0]
+		var mean, sq float64
+		for r := range f.Rows {
+			v := float64(f.Row(r)[0])
+			mean += v
+			sq += v * v
+		}
+		mean /= float64(f.Rows)
+		sd := math.Sqrt(sq/float64(f.Rows) - mean*mean)
+		if std := k == 1; std != (math.Abs(mean) < 1e-3 && math.Abs(sd-1) < 1e-3) {
+			t.Errorf("feat_standardize %v: image column 0 has mean %.4f, sd %.4f", std, mean, sd)
+		}
+	}
 	if m.nm != 2 || (m.k != 0 && !m.intended) || m.BatchesPerEpoch() != 59 {
 		t.Fatalf("%d modalities (%v), k = %d, %d batches; want 2, 0, 59", m.nm, m.names, m.k, m.BatchesPerEpoch())
 	}
