@@ -230,15 +230,6 @@ func Run(ctx context.Context, f *Factory, o Options) (*Report, error) {
 			return nil, usagef("--resume: %s started from --init %q, not %q", o.Out, ri.Init, o.Init)
 		}
 		o.Init, initSHA = ri.Init, ri.InitSHA256
-		if fileExists(filepath.Join(o.Out, ReportFile)) {
-			rep, err := readReport(o.Out, f)
-			if err != nil {
-				return nil, err
-			}
-			rep.Skipped = true
-			log.Info("run already complete; nothing to do", "run", o.Out, "report", filepath.Join(o.Out, ReportFile))
-			return rep, nil
-		}
 		if cfg, err = readRunConfig(f, o.Out); err != nil {
 			return nil, err
 		}
@@ -261,6 +252,17 @@ func Run(ctx context.Context, f *Factory, o Options) (*Report, error) {
 			o.Split = ri.Split
 		} else if o.Split != ri.Split {
 			return nil, usagef("--resume: %s was trained on split %q, not %q", o.Out, ri.Split, o.Split)
+		}
+		// A complete run is skipped, but only for the configuration it was
+		// trained with and on its split (checked above): other settings need another --out.
+		if fileExists(filepath.Join(o.Out, ReportFile)) {
+			rep, err := readReport(o.Out, f)
+			if err != nil {
+				return nil, err
+			}
+			rep.Skipped = true
+			log.Info("run already complete; nothing to do", "run", o.Out, "report", filepath.Join(o.Out, ReportFile))
+			return rep, nil
 		}
 	} else {
 		if cfg, err = ResolveConfig(f, o.ConfigFile, o.Sets); err != nil {

@@ -150,6 +150,16 @@ func TestRunDirectoryContract(t *testing.T) {
 	if err != nil || !again.Skipped || again.BestEpoch != rep.BestEpoch {
 		t.Errorf("resume of a complete run: %+v, %v", again, err)
 	}
+	// The same settings given again are skipped too; other settings are
+	// refused, not reported as the complete run.
+	sets := append(slices.Clone(fastSets), "epochs=3", "recommend_k=5", "ndcg_ngcf=true")
+	if again, err = train.Run(context.Background(), lightgcn.Factory(), train.Options{Out: out, Resume: true, Sets: sets}); err != nil || !again.Skipped {
+		t.Errorf("resume of a complete run with its own settings: %+v, %v", again, err)
+	}
+	_, err = train.Run(context.Background(), lightgcn.Factory(), train.Options{Out: out, Resume: true, Sets: append(sets, "epochs=6")})
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "differs") {
+		t.Errorf("resume of a complete run with other settings: %v, want a UsageError naming the difference", err)
+	}
 	// eval re-scores the best checkpoint to the report's numbers.
 	h, err := train.OpenRun(context.Background(), out, models.Lookup, train.OpenRunOptions{})
 	if err != nil {
