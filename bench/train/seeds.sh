@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Seed spread of one model configuration: trains MODEL once per seed in
+# SEEDS with the same settings (model selection on validation, test at the
+# best validation epoch, as every run) and prints a markdown table of each
+# seed's best epoch, validation and test Recall@20 / NDCG@20, then their
+# mean and sample standard deviation (also written to $OUT/summary.md).
+# Differences between two configurations smaller than these spreads are
+# noise; a single seed's figure is one draw.
+#
+#   MODEL=lightgcn bash bench/train/seeds.sh
+#   MODEL=mmssl SEEDS="2022 2023" THREADS=1 \
+#     SETS="epochs=40 patience=10 model.mode=intended model.no_adversarial=true model.cl_rate=0" \
+#     bash bench/train/seeds.sh
+#
+# Knobs (environment): MODEL (lightgcn), SEEDS ("2022 2023 2024 2025 2026
+# 2027"), SETS (KEY=VALUE settings for every run, passed as --set), THREADS
+# (2), DATA (../shared/data: raw TikTok, ingested if DATASET is missing),
+# DATASET (bench/out/train/tiktok), SPLIT (the dataset's default), OUT
+# (bench/out/train/seeds/MODEL), MMPIPE (bin/mmpipe). Runs resume where an
+# interrupted invocation stopped; a complete run is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MODEL=${MODEL:-lightgcn}
+SEEDS=${SEEDS:-"2022 2023 2024 2025 2026 2027"}
+SETS=${SETS:-}
+THREADS=${THREADS:-2}
+DATA=${DATA:-../shared/data}
+DATASET=${DATASET:-bench/out/train/tiktok}
+SPLIT=${SPLIT:-}
+OUT=${OUT:-bench/out/train/seeds/$MODEL}
+MMPIPE=${MMPIPE:-bin/mmpipe}
+mkdir -p "$OUT"
+if [ "$MMPIPE" = bin/mmpipe ] && [ ! -x bin/mmpipe ]; then make build; fi
+if [ ! -f "$DATASET/manifest.json" ]; then
+  "$MMPIPE" ingest --format mmrec --input "$DATA/tiktok" --out "$DATASET" >/dev/null
+fi
+args=(--model "$MODEL" --dataset "$DATASET" --set "threads=$THREADS")
+[ -n "$SPLIT" ] && args+=(--split "$SPLIT")
+for kv in $SETS; do args+=(--set "$kv"); done
+for s in $SEEDS; do
+  run="$OUT/s$s"
+  resume=()
+  [ -f "$run/run.json" ] && resume=(--resume)
+  echo "seed $s: $run" >&2
+  GOMAXPROCS=$THREADS "$MMPIPE" --log-format json train "${args[@]}" --set "seed=$s" --out "$run" "${resume[@]}" \
+    >"$run.out" 2>"$run.log"
+done
+/usr/bin/python3 - "$OUT" "$MODEL" "$SETS" $SEEDS <<'EOF' | tee "$OUT/summary.md"
+import json, os, statistics, sys
+out, model, sets, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+print(f"{model} ({sets or 'defaults'}), one run per seed\n")
+print("| seed | best epoch / run | valid Recall@20 | test Recall@20 | test NDCG@20 |")
+print("|---|---|---|---|---|")
+cols = {"v": [], "r": [], "n": []}
+for s in seeds:
+    p = os.path.join(out, f"s{s}", "report.json")
+    if not os.path.exists(p):
+        print(f"| {s} | (no report) | | | |")
+        continue
+    d = json.load(open(p))
+    v, r, n = d["valid"]["recall@20"], d["test"]["recall@20"], d["test"]["ndcg@20"]
+    cols["v"].append(v); cols["r"].append(r); cols["n"].append(n)
+    print(f"| {s} | {d['best_epoch']} / {d['epochs_run']} | {v:.4f} | {r:.4f} | {n:.4f} |")
+def ms(x):
+    if not x:
+        return ""
+    sd = statistics.stdev(x) if len(x) > 1 else float("nan")
+    return f"{statistics.mean(x):.4f} ± {sd:.4f}"
+print(f"| mean ± sd ({len(cols['r'])}) | | {ms(cols['v'])} | {ms(cols['r'])} | {ms(cols['n'])} |")
+EOF
