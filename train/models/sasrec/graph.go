@@ -101,7 +101,8 @@ func (e *encoder) forward(seq, bias *Node, masks []*Node) *Node {
 	return x
 }
 
-// trainGraph is the training step: in = params, seq [B, L] int32, bias
+// trainGraph is the training step in one GoMLX graph (used on the XLA
+// backends, where the logits stay on the device): in = params, seq [B, L] int32, bias
 // [B, L, L], tgtPos [N] int32 (flat positions into B·L), tgtItem [N] int32
 // (item index), tgtW [N] (1 for a target, 0 for padding), then the dropout
 // masks. It returns the mean cross-entropy over the targets (softmax over
@@ -124,6 +125,39 @@ func trainGraph(c *Config, numItems, numParams int) func(in []*Node) []*Node {
 		loss := Div(ReduceAllSum(Mul(Sub(lse, tl), tgtW)), Max(ReduceAllSum(tgtW), ScalarOne(tgtW.Graph(), tgtW.DType())))
 		return append([]*Node{loss}, Gradient(loss, params...)...)
 	}
+}
+
+// hiddenGraph is the encoder half of the training step for the native
+// output layer: in = params, seq [B, L], bias [B, L, L], tgtPos [N] int32,
+// then the dropout masks. It returns the hidden states at the targets,
+// [N, d]; the cross-entropy over all items runs natively
+// (sparse.SoftmaxXent).
+func hiddenGraph(c *Config, numParams int) func(in []*Node) []*Node {
+	return func(in []*Node) []*Node {
+		return []*Node{targetHidden(c, numParams, in)}
+	}
+}
+
+// hiddenVJPGraph is hiddenGraph's vector–Jacobian product: the same inputs
+// (the same dropout masks) plus g [N, d], the loss gradient at the hidden
+// states; it returns gᵀ·∂h/∂p for every parameter.
+func hiddenVJPGraph(c *Config, numParams int) func(in []*Node) []*Node {
+	return func(in []*Node) []*Node {
+		g := in[len(in)-1]
+		h := targetHidden(c, numParams, in[:len(in)-1])
+		return Gradient(ReduceAllSum(Mul(h, g)), in[:numParams]...)
+	}
+}
+
+// targetHidden gathers the encoder's hidden states at the target
+// positions: in = params, seq, bias, tgtPos, masks.
+func targetHidden(c *Config, numParams int, in []*Node) *Node {
+	params := in[:numParams]
+	seq, bias, tgtPos := in[numParams], in[numParams+1], in[numParams+2]
+	e := &encoder{cfg: c, p: params}
+	h := e.forward(seq, bias, in[numParams+3:])
+	n := tgtPos.Shape().Dimensions[0]
+	return Gather(h, Reshape(tgtPos, n, 1))
 }
 
 // evalGraph encodes histories without dropout: in = params, seq [B, L],

@@ -28,6 +28,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/gomlx/compute"
 
@@ -67,7 +68,10 @@ type Model struct {
 	grad    []float32
 	opt     *sparse.Adam
 	backend compute.Backend
-	trainP  *gx.Program
+	trainP  *gx.Program // the whole step in GoMLX (XLA backends); nil with native
+	hidP    *gx.Program // native: the encoder's hidden states at the targets
+	vjpP    *gx.Program // native: their vector–Jacobian product
+	native  bool        // the output softmax runs natively (GoMLX's Go backend)
 	evalP   *gx.Program
 
 	hist    [][]int32 // training sequences
@@ -123,7 +127,18 @@ func New(env *train.Env) (train.Model, error) {
 	m.batches = seqdata.CountBatches(m.members, m.bucketBatch)
 
 	np := len(m.shapes)
-	if m.trainP, err = gx.NewProgram(b, "sasrec.train", 128, trainGraph(cfg, d.NumItems, np)); err != nil {
+	// On the pure-Go backend GoMLX's element-wise kernels over the
+	// [targets, items] logits dominated the step (BENCHMARKS.md); the
+	// output layer then runs on the native AVX2 product kernel instead.
+	m.native = !strings.HasPrefix(b.Name(), "xla")
+	if m.native {
+		if m.hidP, err = gx.NewProgram(b, "sasrec.hidden", 128, hiddenGraph(cfg, np)); err != nil {
+			return nil, err
+		}
+		if m.vjpP, err = gx.NewProgram(b, "sasrec.hidden_vjp", 128, hiddenVJPGraph(cfg, np)); err != nil {
+			return nil, err
+		}
+	} else if m.trainP, err = gx.NewProgram(b, "sasrec.train", 128, trainGraph(cfg, d.NumItems, np)); err != nil {
 		return nil, err
 	}
 	if m.evalP, err = gx.NewProgram(b, "sasrec.eval", 64, evalGraph(cfg, np)); err != nil {
@@ -217,20 +232,15 @@ func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, err
 			gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d),
 			gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
 	}
-	outs, err := m.trainP.Run(args...)
-	if err != nil {
-		return nil, fmt.Errorf("sasrec: %w", err)
+	var loss float64
+	var err error
+	if m.native {
+		loss, err = m.nativeStep(args, tItem, tW)
+	} else {
+		loss, err = m.graphStep(args)
 	}
-	loss, err := gx.Scalar(outs[0])
 	if err != nil {
-		gx.Release(outs[1:]...)
 		return nil, err
-	}
-	for k := range m.shapes {
-		if err := gx.CopyF32(m.grad[m.offs[k]:m.offs[k+1]], outs[k+1]); err != nil {
-			gx.Release(outs[k+2:]...)
-			return nil, fmt.Errorf("sasrec: gradient %d: %w", k, err)
-		}
 	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return nil, fmt.Errorf("sasrec: loss is %v", loss)
@@ -239,6 +249,69 @@ func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, err
 		return nil, err
 	}
 	return train.Losses{"loss": loss}, nil
+}
+
+// graphStep runs the whole step in GoMLX: the mean cross-entropy and the
+// gradient of every parameter into m.grad.
+func (m *Model) graphStep(args []any) (float64, error) {
+	outs, err := m.trainP.Run(args...)
+	if err != nil {
+		return 0, fmt.Errorf("sasrec: %w", err)
+	}
+	loss, err := gx.Scalar(outs[0])
+	if err != nil {
+		gx.Release(outs[1:]...)
+		return 0, err
+	}
+	for k := range m.shapes {
+		if err := gx.CopyF32(m.grad[m.offs[k]:m.offs[k+1]], outs[k+1]); err != nil {
+			gx.Release(outs[k+2:]...)
+			return 0, fmt.Errorf("sasrec: gradient %d: %w", k, err)
+		}
+	}
+	return loss, nil
+}
+
+// nativeStep runs the encoder in GoMLX and the output layer natively:
+// hidden states at the targets, sparse.SoftmaxXent over all items (rows
+// 1..V of the item table), then the encoder's VJP with the hidden states'
+// gradient; the output layer's item gradient is added to the table's.
+// args are trainGraph's inputs (the targets' items and weights among them
+// are not read by the programs).
+func (m *Model) nativeStep(args []any, tItem []int32, tW []float32) (float64, error) {
+	np := len(m.shapes)
+	in := append(append([]any(nil), args[:np+3]...), args[np+5:]...) // without tgtItem, tgtW
+	outs, err := m.hidP.Run(in...)
+	if err != nil {
+		return 0, fmt.Errorf("sasrec: %w", err)
+	}
+	n, d, v := len(tItem), m.cfg.Dim, m.numItems
+	h := sparse.NewMat(n, d)
+	if err := gx.CopyF32(h.Data, outs[0]); err != nil {
+		return 0, fmt.Errorf("sasrec: hidden states: %w", err)
+	}
+	items := m.params[m.offs[pItem]:m.offs[pItem+1]]
+	table := sparse.Mat{Rows: v, Cols: d, Data: items[d : (v+1)*d]}
+	dh, dtable := sparse.NewMat(n, d), sparse.NewMat(v, d)
+	loss, err := sparse.SoftmaxXent(h, table, table.Transpose(), tItem, tW, dh, dtable, m.workers)
+	if err != nil {
+		return 0, fmt.Errorf("sasrec: %w", err)
+	}
+	outs, err = m.vjpP.Run(append(in, gx.F32(dh.Data, n, d))...)
+	if err != nil {
+		return 0, fmt.Errorf("sasrec: %w", err)
+	}
+	for k := range m.shapes {
+		if err := gx.CopyF32(m.grad[m.offs[k]:m.offs[k+1]], outs[k]); err != nil {
+			gx.Release(outs[k+1:]...)
+			return 0, fmt.Errorf("sasrec: gradient %d: %w", k, err)
+		}
+	}
+	g := m.grad[m.offs[pItem]+d : m.offs[pItem]+(v+1)*d]
+	for j, x := range dtable.Data {
+		g[j] += x
+	}
+	return loss, nil
 }
 
 // attnBias is RecBole's extended attention mask as an additive bias:

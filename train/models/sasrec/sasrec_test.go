@@ -319,3 +319,81 @@ func TestPlanCoversEveryWindowOnce(t *testing.T) {
 		t.Fatal("the same seed gave a different plan")
 	}
 }
+
+// TestNativeStepMatchesGraph checks the native output layer (GoMLX encoder,
+// sparse.SoftmaxXent, the encoder's VJP) against the all-GoMLX step on the
+// same inputs: random parameters, live dropout masks, a padded target and
+// more items than one 16-wide kernel tile.
+func TestNativeStepMatchesGraph(t *testing.T) {
+	c := DefaultConfig()
+	c.Dim, c.Heads, c.Inner, c.Layers, c.MaxLen = 8, 2, 12, 2, 6
+	const numItems, B, L = 37, 3, 5
+	shapes := paramShapes(c, numItems)
+	m := &Model{cfg: c, numItems: numItems, shapes: shapes, offs: []int{0}, workers: 2}
+	for _, s := range shapes {
+		n := 1
+		for _, x := range s {
+			n *= x
+		}
+		m.offs = append(m.offs, m.offs[len(m.offs)-1]+n)
+	}
+	total := m.offs[len(m.offs)-1]
+	m.params, m.grad = make([]float32, total), make([]float32, total)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for k := range m.params {
+		m.params[k] = float32(rng.NormFloat64() * 0.5)
+	}
+	b, err := gx.NewBackend("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	np := len(shapes)
+	if m.trainP, err = gx.NewProgram(b, "train", 0, trainGraph(c, numItems, np)); err != nil {
+		t.Fatal(err)
+	}
+	if m.hidP, err = gx.NewProgram(b, "hidden", 0, hiddenGraph(c, np)); err != nil {
+		t.Fatal(err)
+	}
+	if m.vjpP, err = gx.NewProgram(b, "vjp", 0, hiddenVJPGraph(c, np)); err != nil {
+		t.Fatal(err)
+	}
+	seq := []int32{2, 5, 1, 3, 9, 7, 4, 0, 0, 0, 30, 36, 37, 1, 2}
+	tPos := []int32{0, 1, 2, 3, 5, 6, 10, 11, 12, 13, 0}
+	tItem := []int32{4, 0, 2, 1, 8, 36, 35, 36, 0, 1, 0}
+	tW := []float32{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}
+	n := len(tPos)
+	trng := train.NewRNG(3, train.StreamTrain)
+	args := m.paramArgs(nil)
+	args = append(args, gx.I32(seq, B, L), gx.F32(attnBias(seq, B, L), B, L, L), gx.I32(tPos, n), gx.I32(tItem, n), gx.F32(tW, n),
+		gx.F32(seqdata.DropMask(trng, B*L*c.Dim, 0.2), B*L, c.Dim))
+	for range c.Layers {
+		args = append(args, gx.F32(seqdata.DropMask(trng, B*c.Heads*L*L, 0.2), B, c.Heads, L, L),
+			gx.F32(seqdata.DropMask(trng, B*L*c.Dim, 0.2), B*L, c.Dim), gx.F32(seqdata.DropMask(trng, B*L*c.Dim, 0.2), B*L, c.Dim))
+	}
+	want, err := m.graphStep(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantGrad := slices.Clone(m.grad)
+	clear(m.grad)
+	got, err := m.nativeStep(args, tItem, tW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
+		t.Fatalf("native loss %v, GoMLX %v", got, want)
+	}
+	for k := range shapes {
+		for j := m.offs[k]; j < m.offs[k+1]; j++ {
+			if d := math.Abs(float64(m.grad[j] - wantGrad[j])); d > 1e-4*(1+math.Abs(float64(wantGrad[j]))) {
+				t.Fatalf("param %d %v, entry %d: native gradient %v, GoMLX %v", k, shapes[k], j-m.offs[k], m.grad[j], wantGrad[j])
+			}
+		}
+	}
+	// The padding row of the item table gets no gradient.
+	for j := range c.Dim {
+		if m.grad[m.offs[pItem]+j] != 0 {
+			t.Fatalf("padding row gradient %v", m.grad[m.offs[pItem]:m.offs[pItem]+c.Dim])
+		}
+	}
+}
