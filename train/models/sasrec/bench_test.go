@@ -20,17 +20,9 @@ func BenchmarkTrainStep(b *testing.B) {
 			b.Run(step+"/len"+itoa(L), func(b *testing.B) {
 				c := DefaultConfig()
 				const numItems, B = 4385, 256
-				shapes := paramShapes(c, numItems)
-				m := &Model{cfg: c, numItems: numItems, shapes: shapes, offs: []int{0}, workers: 1}
-				for _, s := range shapes {
-					n := 1
-					for _, x := range s {
-						n *= x
-					}
-					m.offs = append(m.offs, m.offs[len(m.offs)-1]+n)
-				}
-				total := m.offs[len(m.offs)-1]
-				m.params, m.grad = make([]float32, total), make([]float32, total)
+				m := &Model{cfg: c, numItems: numItems, workers: 1}
+				m.allocParams()
+				shapes := m.shapes
 				rng := train.NewRNG(1, 1)
 				for j := range m.params {
 					m.params[j] = float32(rng.NormFloat64() * 0.02)

@@ -103,17 +103,8 @@ func New(env *train.Env) (train.Model, error) {
 		return nil, fmt.Errorf("sasrec: %w", err)
 	}
 	m := &Model{cfg: cfg, numItems: d.NumItems, numUsers: d.NumUsers, workers: env.Workers, split: d.Split, backend: b}
-	m.shapes = paramShapes(cfg, d.NumItems)
-	m.offs = []int{0}
-	for _, s := range m.shapes {
-		n := 1
-		for _, x := range s {
-			n *= x
-		}
-		m.offs = append(m.offs, m.offs[len(m.offs)-1]+n)
-	}
-	total := m.offs[len(m.offs)-1]
-	m.params, m.grad = make([]float32, total), make([]float32, total)
+	m.allocParams()
+	total := len(m.params)
 	m.init(env.InitRNG)
 	acfg := sparse.DefaultAdam(cfg.LR)
 	acfg.WeightDecay = cfg.WeightDecay
@@ -147,6 +138,22 @@ func New(env *train.Env) (train.Model, error) {
 	env.Log.Info("sasrec", "backend", b.Name(), "parameters", total, "windows", len(m.wins),
 		"buckets", fmt.Sprint(m.lens), "batches_per_epoch", m.batches)
 	return m, nil
+}
+
+// allocParams lays out the parameters of m.cfg and m.numItems in one flat
+// slice (m.shapes, m.offs) and allocates it and its gradient, zeroed.
+func (m *Model) allocParams() {
+	m.shapes = paramShapes(m.cfg, m.numItems)
+	m.offs = []int{0}
+	for _, s := range m.shapes {
+		n := 1
+		for _, x := range s {
+			n *= x
+		}
+		m.offs = append(m.offs, m.offs[len(m.offs)-1]+n)
+	}
+	total := m.offs[len(m.offs)-1]
+	m.params, m.grad = make([]float32, total), make([]float32, total)
 }
 
 // init draws the parameters: N(0, init_std) for embeddings and weight

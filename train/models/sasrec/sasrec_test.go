@@ -328,17 +328,9 @@ func TestNativeStepMatchesGraph(t *testing.T) {
 	c := DefaultConfig()
 	c.Dim, c.Heads, c.Inner, c.Layers, c.MaxLen = 8, 2, 12, 2, 6
 	const numItems, B, L = 37, 3, 5
-	shapes := paramShapes(c, numItems)
-	m := &Model{cfg: c, numItems: numItems, shapes: shapes, offs: []int{0}, workers: 2}
-	for _, s := range shapes {
-		n := 1
-		for _, x := range s {
-			n *= x
-		}
-		m.offs = append(m.offs, m.offs[len(m.offs)-1]+n)
-	}
-	total := m.offs[len(m.offs)-1]
-	m.params, m.grad = make([]float32, total), make([]float32, total)
+	m := &Model{cfg: c, numItems: numItems, workers: 2}
+	m.allocParams()
+	shapes := m.shapes
 	rng := rand.New(rand.NewPCG(7, 8))
 	for k := range m.params {
 		m.params[k] = float32(rng.NormFloat64() * 0.5)
