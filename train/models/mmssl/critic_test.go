@@ -1,7 +1,6 @@
 package mmssl
 
 import (
-	"fmt"
 	"math"
 	"testing"
 
@@ -264,42 +263,8 @@ func (c *critic) gradsPyTorch() [][]float64 {
 // over every parameter of rc.
 func compareFD(t *testing.T, name string, rc *refCritic, analytic [][]float64, f func() float64, tol float64) {
 	t.Helper()
-	const eps = 1e-6
-	worst, where := 0.0, ""
 	names := []string{"w1", "b1", "g1", "be1", "w2", "b2", "g2", "be2", "w3", "b3"}
-	// Errors are relative to the larger of the element's and a tenth of the
-	// tensor's largest gradient (or 1e-4 of the largest of all): float32 round-off is absolute at the scale
-	// of the tensor (the biases before a BatchNorm have a zero gradient).
-	nums := make([][]float64, len(rc.params()))
-	global := 0.0
-	for pi, p := range rc.params() {
-		nums[pi] = make([]float64, len(p))
-		for k := range p {
-			old := p[k]
-			p[k] = old + eps
-			lp := f()
-			p[k] = old - eps
-			lm := f()
-			p[k] = old
-			nums[pi][k] = (lp - lm) / (2 * eps)
-			global = max(global, math.Abs(nums[pi][k]))
-		}
-	}
-	for pi, num := range nums {
-		scale := 0.0
-		for _, v := range num {
-			scale = max(scale, math.Abs(v))
-		}
-		for k := range num {
-			if e := math.Abs(num[k]-analytic[pi][k]) / max(1e-4*global, 0.1*scale, math.Abs(num[k])); e > worst {
-				worst, where = e, fmt.Sprintf("%s[%d]: %.6g vs %.6g", names[pi], k, analytic[pi][k], num[k])
-			}
-		}
-	}
-	t.Logf("%s: worst relative error %.3g (%s)", name, worst, where)
-	if worst > tol {
-		t.Errorf("%s: analytic gradient differs from central differences by %.3g (relative, worst in %s)", name, worst, where)
-	}
+	compareParamsFD(t, name, rc.params(), names, analytic, f, tol)
 }
 
 func TestCriticForwardBackward(t *testing.T) {

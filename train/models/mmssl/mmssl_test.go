@@ -2,6 +2,7 @@ package mmssl
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -488,16 +489,20 @@ func testFaithfulStep(t *testing.T, cfg *Config) {
 	for k, g := range m.grads {
 		analytic[k] = f64(g)
 	}
-	compareParamsFD(t, "generator step", ref, analytic, lossG, 1e-2)
+	compareParamsFD(t, "generator step", ref, nil, analytic, lossG, 1e-2)
 	checkAdamFirst(t, "recommender", before, m.paramsCopy(), m.grads, cfg.LR, cfg.WeightDecay)
 }
 
 // compareParamsFD compares analytic gradients with central differences
-// of f over the float64 parameter slices ps.
-func compareParamsFD(t *testing.T, name string, ps [][]float64, analytic [][]float64, f func() float64, tol float64) {
+// of f over the float64 parameter slices ps (named by names, or by index
+// when names is nil). Errors are relative to the larger of the element's
+// and a tenth of the tensor's largest gradient (or 1e-4 of the largest of
+// all): float32 round-off is absolute at the scale of the tensor (the
+// biases before a BatchNorm have a zero gradient).
+func compareParamsFD(t *testing.T, name string, ps [][]float64, names []string, analytic [][]float64, f func() float64, tol float64) {
 	t.Helper()
 	const eps = 1e-6
-	worst, where := 0.0, -1
+	worst, where := 0.0, ""
 	global := 0.0
 	nums := make([][]float64, len(ps))
 	for pi, p := range ps {
@@ -520,13 +525,17 @@ func compareParamsFD(t *testing.T, name string, ps [][]float64, analytic [][]flo
 		}
 		for k := range num {
 			if e := math.Abs(num[k]-analytic[pi][k]) / max(1e-4*global, 0.1*scale, math.Abs(num[k])); e > worst {
-				worst, where = e, pi
+				tensor := fmt.Sprint("tensor ", pi)
+				if names != nil {
+					tensor = names[pi]
+				}
+				worst, where = e, fmt.Sprintf("%s[%d]: %.6g vs %.6g", tensor, k, analytic[pi][k], num[k])
 			}
 		}
 	}
-	t.Logf("%s: worst relative error %.3g (tensor %d)", name, worst, where)
+	t.Logf("%s: worst relative error %.3g (%s)", name, worst, where)
 	if worst > tol {
-		t.Errorf("%s: analytic gradient differs from central differences by %.3g (tensor %d)", name, worst, where)
+		t.Errorf("%s: analytic gradient differs from central differences by %.3g (relative, worst in %s)", name, worst, where)
 	}
 }
 
