@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/mmpipe/mmpipe/train"
 )
 
 // BucketLen returns the padded length of a sequence of n inputs: n rounded
@@ -75,4 +77,45 @@ func NewPlan(members [][]int, batch func(b int) int, seed, stream uint64) *Plan 
 	}
 	r.Shuffle(len(p.Batches), func(i, j int) { p.Batches[i], p.Batches[j] = p.Batches[j], p.Batches[i] })
 	return p
+}
+
+// Cursor walks a model's epoch plans: at the start of an epoch it draws
+// the plan's seed from the training stream, and it rebuilds the plan after
+// a resume from the seed and position a checkpoint saved (State). Its
+// zero value starts an epoch.
+type Cursor struct {
+	seed, pos int64
+	plan      *Plan
+	planFor   int64
+}
+
+// Next returns the next batch and its plan. At the start of an epoch it
+// draws the seed (one rng.Uint64) and then calls epochStart (nil: none),
+// which may draw more; build makes the plan from the seed.
+func (c *Cursor) Next(rng *train.RNG, epochStart func() error, build func(seed uint64) *Plan) (BatchRef, *Plan, error) {
+	if c.pos == 0 || c.plan == nil || c.planFor != c.seed {
+		if c.pos == 0 {
+			c.seed = int64(rng.Uint64() >> 1)
+			if epochStart != nil {
+				if err := epochStart(); err != nil {
+					return BatchRef{}, nil, err
+				}
+			}
+		}
+		c.plan = build(uint64(c.seed))
+		c.planFor = c.seed
+	}
+	ref := c.plan.Batches[c.pos]
+	c.pos++
+	if int(c.pos) == len(c.plan.Batches) {
+		c.pos = 0
+	}
+	return ref, c.plan, nil
+}
+
+// State returns the checkpoint tensors of the cursor: the current plan's
+// seed ("plan.seed") and the next batch of it ("plan.pos"; 0 starts a new
+// epoch).
+func (c *Cursor) State() []train.Tensor {
+	return []train.Tensor{train.ScalarI64("plan.seed", &c.seed), train.ScalarI64("plan.pos", &c.pos)}
 }

@@ -130,10 +130,7 @@ type Model struct {
 	members [][]int
 	batches int
 
-	planSeed int64
-	planPos  int64
-	plan     *seqdata.Plan
-	planFor  int64
+	plan seqdata.Cursor // the epoch plan (its seed and position are checkpointed)
 }
 
 // New builds a MISSRec for env's dataset (and, pre-training, the
@@ -502,24 +499,15 @@ func (m *Model) interestEmb(ids []int32) []float32 {
 // TrainBatch runs one Adam step on the next batch of the epoch plan; the
 // first batch of an epoch first runs the interest discovery.
 func (m *Model) TrainBatch(ctx context.Context, rng *train.RNG) (train.Losses, error) {
-	if m.planPos == 0 || m.plan == nil || m.planFor != m.planSeed {
-		if m.planPos == 0 {
-			m.planSeed = int64(rng.Uint64() >> 1)
-			if err := m.discover(rng.Uint64()); err != nil {
-				return nil, err
-			}
-		}
-		m.plan = seqdata.NewPlan(m.members, m.fixedBatch, uint64(m.planSeed), 0x3155ec)
-		m.planFor = m.planSeed
-	}
-	ref := m.plan.Batches[m.planPos]
-	m.planPos++
-	if int(m.planPos) == len(m.plan.Batches) {
-		m.planPos = 0
+	ref, plan, err := m.plan.Next(rng, func() error { return m.discover(rng.Uint64()) }, func(seed uint64) *seqdata.Plan {
+		return seqdata.NewPlan(m.members, m.fixedBatch, seed, 0x3155ec)
+	})
+	if err != nil {
+		return nil, err
 	}
 	c := m.cfg
 	B := c.BatchSize
-	rs := m.plan.Order[ref.Bucket][ref.Lo:ref.Hi]
+	rs := plan.Order[ref.Bucket][ref.Lo:ref.Hi]
 	hs := make([][]int32, len(rs))
 	target := make([]int32, B)
 	rowW := make([]float32, B)
@@ -531,7 +519,6 @@ func (m *Model) TrainBatch(ctx context.Context, rng *train.RNG) (train.Losses, e
 		rowW[r] = 1
 	}
 	var losses train.Losses
-	var err error
 	if c.Stage == StagePretrain {
 		losses, err = m.pretrainStep(hs, target, rowW, rng)
 	} else {
@@ -847,11 +834,10 @@ func (m *Model) State() []train.Tensor {
 		train.F32Tensor("adam.m", m.opt.M, total),
 		train.F32Tensor("adam.v", m.opt.V, total),
 		train.ScalarI64("adam.step", &m.opt.Step),
-		train.ScalarI64("plan.seed", &m.planSeed),
-		train.ScalarI64("plan.pos", &m.planPos),
 		train.F32Tensor("interest.embeddings", m.interest, m.numInterest+1, m.cfg.Dim),
 		train.ScalarI64("interest.ready", &m.clustered),
 	)
+	st = append(st, m.plan.State()...)
 	if m.lookT != nil {
 		st = append(st, train.I64Tensor("interest.text", m.lookT, len(m.lookT)))
 	}

@@ -127,10 +127,7 @@ type Model struct {
 	logPop  []float32 // [items+1]
 	batches int
 
-	planSeed int64
-	planPos  int64
-	plan     *seqdata.Plan
-	planFor  int64
+	plan seqdata.Cursor // the epoch plan (its seed and position are checkpointed)
 }
 
 // New builds a PMMRec for env's dataset; with env.Init it copies the
@@ -347,23 +344,17 @@ func (m *Model) fixedBatch(int) int { return m.cfg.BatchSize }
 // TrainBatch runs one AdamW step on the next batch of users of the epoch
 // plan.
 func (m *Model) TrainBatch(ctx context.Context, rng *train.RNG) (train.Losses, error) {
-	if m.planPos == 0 || m.plan == nil || m.planFor != m.planSeed {
-		if m.planPos == 0 {
-			m.planSeed = int64(rng.Uint64() >> 1)
-		}
+	ref, plan, err := m.plan.Next(rng, nil, func(seed uint64) *seqdata.Plan {
 		all := make([]int, len(m.seqs))
 		for k := range all {
 			all[k] = k
 		}
-		m.plan = seqdata.NewPlan([][]int{all}, m.fixedBatch, uint64(m.planSeed), planStream)
-		m.planFor = m.planSeed
+		return seqdata.NewPlan([][]int{all}, m.fixedBatch, seed, planStream)
+	})
+	if err != nil {
+		return nil, err
 	}
-	ref := m.plan.Batches[m.planPos]
-	m.planPos++
-	if int(m.planPos) == len(m.plan.Batches) {
-		m.planPos = 0
-	}
-	rs := m.plan.Order[ref.Bucket][ref.Lo:ref.Hi]
+	rs := plan.Order[ref.Bucket][ref.Lo:ref.Hi]
 	seqs := make([][]int32, len(rs))
 	for k, r := range rs {
 		seqs[k] = m.seqs[r]
@@ -583,10 +574,9 @@ func (m *Model) State() []train.Tensor {
 		st = append(st, m.tensor(k))
 	}
 	total := len(m.params)
-	return append(st,
+	st = append(st,
 		train.F32Tensor("adam.m", m.opt.M, total),
 		train.F32Tensor("adam.v", m.opt.V, total),
-		train.ScalarI64("adam.step", &m.opt.Step),
-		train.ScalarI64("plan.seed", &m.planSeed),
-		train.ScalarI64("plan.pos", &m.planPos))
+		train.ScalarI64("adam.step", &m.opt.Step))
+	return append(st, m.plan.State()...)
 }

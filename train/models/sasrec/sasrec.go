@@ -82,10 +82,7 @@ type Model struct {
 
 	// Epoch plan state, saved in checkpoints: the seed the current plan was
 	// drawn from and the next batch of it (0 = draw a new plan).
-	planSeed int64
-	planPos  int64
-	plan     *seqdata.Plan
-	planFor  int64
+	plan seqdata.Cursor // the epoch plan (its seed and position are checkpointed)
 }
 
 // New builds a SASRec for env's dataset.
@@ -192,21 +189,15 @@ func (m *Model) paramArgs(args []any) []any {
 
 // TrainBatch runs one Adam step on the next batch of the epoch plan.
 func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, error) {
-	if m.planPos == 0 || m.plan == nil || m.planFor != m.planSeed {
-		if m.planPos == 0 {
-			m.planSeed = int64(rng.Uint64() >> 1)
-		}
-		m.plan = seqdata.NewPlan(m.members, m.bucketBatch, uint64(m.planSeed), 0x5a5ec)
-		m.planFor = m.planSeed
-	}
-	ref := m.plan.Batches[m.planPos]
-	m.planPos++
-	if int(m.planPos) == len(m.plan.Batches) {
-		m.planPos = 0
+	ref, plan, err := m.plan.Next(rng, nil, func(seed uint64) *seqdata.Plan {
+		return seqdata.NewPlan(m.members, m.bucketBatch, seed, 0x5a5ec)
+	})
+	if err != nil {
+		return nil, err
 	}
 	c := m.cfg
 	B, L := m.bucketBatch(ref.Bucket), m.lens[ref.Bucket]
-	ws := m.plan.Order[ref.Bucket][ref.Lo:ref.Hi]
+	ws := plan.Order[ref.Bucket][ref.Lo:ref.Hi]
 
 	seq := make([]int32, B*L)
 	var tPos, tItem []int32
@@ -240,7 +231,6 @@ func (m *Model) TrainBatch(_ context.Context, rng *train.RNG) (train.Losses, err
 			gx.F32(seqdata.DropMask(rng, B*L*d, c.HiddenDropout), B*L, d))
 	}
 	var loss float64
-	var err error
 	if m.native {
 		loss, err = m.nativeStep(args, tItem, tW)
 	} else {
@@ -413,12 +403,10 @@ func (m *Model) Encode(ctx context.Context, hist [][]int32) (sparse.Mat, error) 
 // State implements train.Model.
 func (m *Model) State() []train.Tensor {
 	total := m.offs[len(m.offs)-1]
-	return []train.Tensor{
+	return append([]train.Tensor{
 		train.F32Tensor("params", m.params, total),
 		train.F32Tensor("adam.m", m.opt.M, total),
 		train.F32Tensor("adam.v", m.opt.V, total),
 		train.ScalarI64("adam.step", &m.opt.Step),
-		train.ScalarI64("plan.seed", &m.planSeed),
-		train.ScalarI64("plan.pos", &m.planPos),
-	}
+	}, m.plan.State()...)
 }
