@@ -16,8 +16,11 @@
 # 2027"), SETS (KEY=VALUE settings for every run, passed as --set), THREADS
 # (2), DATA (../shared/data: raw TikTok, ingested if DATASET is missing),
 # DATASET (bench/out/train/tiktok), SPLIT (the dataset's default), OUT
-# (bench/out/train/seeds/MODEL), MMPIPE (bin/mmpipe). Runs resume where an
-# interrupted invocation stopped; a complete run is skipped.
+# (bench/out/train/seeds/MODEL), MMPIPE (bin/mmpipe), PARALLEL (1: seeds run
+# one after the other; N runs N at a time, each on THREADS threads). Runs
+# resume where an interrupted invocation stopped; a complete run is skipped.
+# The summary is printed even when a seed failed (its row says so); the
+# exit status is then 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL=${MODEL:-lightgcn}
@@ -29,6 +32,7 @@ DATASET=${DATASET:-bench/out/train/tiktok}
 SPLIT=${SPLIT:-}
 OUT=${OUT:-bench/out/train/seeds/$MODEL}
 MMPIPE=${MMPIPE:-bin/mmpipe}
+PARALLEL=${PARALLEL:-1}
 mkdir -p "$OUT"
 if [ "$MMPIPE" = bin/mmpipe ] && [ ! -x bin/mmpipe ]; then make build; fi
 if [ ! -f "$DATASET/manifest.json" ]; then
@@ -37,14 +41,24 @@ fi
 args=(--model "$MODEL" --dataset "$DATASET" --set "threads=$THREADS")
 [ -n "$SPLIT" ] && args+=(--split "$SPLIT")
 for kv in $SETS; do args+=(--set "$kv"); done
-for s in $SEEDS; do
-  run="$OUT/s$s"
-  resume=()
+one() {
+  local s=$1 run="$OUT/s$1" resume=()
   [ -f "$run/run.json" ] && resume=(--resume)
   echo "seed $s: $run" >&2
   GOMAXPROCS=$THREADS "$MMPIPE" --log-format json train "${args[@]}" --set "seed=$s" --out "$run" "${resume[@]}" \
-    >"$run.out" 2>"$run.log"
+    >"$run.out" 2>"$run.log" || { echo "seed $s failed: see $run.log" >&2; return 1; }
+}
+pids=()
+fail=0
+for s in $SEEDS; do
+  one "$s" &
+  pids+=($!)
+  if [ "${#pids[@]}" -ge "$PARALLEL" ]; then
+    wait "${pids[0]}" || fail=1
+    pids=("${pids[@]:1}")
+  fi
 done
+for p in "${pids[@]}"; do wait "$p" || fail=1; done
 /usr/bin/python3 - "$OUT" "$MODEL" "$SETS" $SEEDS <<'EOF' | tee "$OUT/summary.md"
 import json, os, statistics, sys
 out, model, sets, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
@@ -68,3 +82,4 @@ def ms(x):
     return f"{statistics.mean(x):.4f} ± {sd:.4f}"
 print(f"| mean ± sd ({len(cols['r'])}) | | {ms(cols['v'])} | {ms(cols['r'])} | {ms(cols['n'])} |")
 EOF
+exit $fail
