@@ -3,6 +3,7 @@ package sparse
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -127,5 +128,40 @@ func TestSoftmaxXentErrors(t *testing.T) {
 	}
 	if _, err := SoftmaxXent(h, table, table, []int32{0, 1}, []float32{1, 1}, dh, dt, 1); err == nil {
 		t.Error("an untransposed tableT accepted")
+	}
+}
+
+// TestSoftmaxXentDeterministic checks that loss and gradients are
+// bit-identical whatever the number of workers and from call to call.
+func TestSoftmaxXentDeterministic(t *testing.T) {
+	const n, v, d = 300, 211, 16
+	rng := rand.New(rand.NewPCG(1, 2))
+	h, table := NewMat(n, d), NewMat(v, d)
+	for k := range h.Data {
+		h.Data[k] = float32(rng.NormFloat64())
+	}
+	for k := range table.Data {
+		table.Data[k] = float32(rng.NormFloat64())
+	}
+	tgt, w := make([]int32, n), make([]float32, n)
+	for r := range n {
+		tgt[r], w[r] = int32(rng.IntN(v)), 1
+	}
+	tt := table.Transpose()
+	var loss0 float64
+	var dh0, dt0 Mat
+	for k, workers := range []int{1, 3, 7, 3, 2} {
+		dh, dt := NewMat(n, d), NewMat(v, d)
+		loss, err := SoftmaxXent(h, table, tt, tgt, w, dh, dt, workers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 0 {
+			loss0, dh0, dt0 = loss, dh, dt
+			continue
+		}
+		if loss != loss0 || !slices.Equal(dh.Data, dh0.Data) || !slices.Equal(dt.Data, dt0.Data) {
+			t.Fatalf("%d workers: results differ from 1 worker's", workers)
+		}
 	}
 }
