@@ -254,8 +254,13 @@ func Run(ctx context.Context, f *Factory, o Options) (*Report, error) {
 			return nil, usagef("--resume: %s was trained on split %q, not %q", o.Out, ri.Split, o.Split)
 		}
 		// A complete run is skipped, but only for the configuration it was
-		// trained with and on its split (checked above): other settings need another --out.
+		// trained with, on its split and dataset: other settings need
+		// another --out. (An unfinished run checks the dataset by its item
+		// id map below, so a moved dataset still resumes.)
 		if fileExists(filepath.Join(o.Out, ReportFile)) {
+			if absPath(o.Dataset) != absPath(ri.Dataset) {
+				return nil, usagef("--resume: %s is complete and was trained on dataset %s, not %s", o.Out, ri.Dataset, o.Dataset)
+			}
 			rep, err := readReport(o.Out, f)
 			if err != nil {
 				return nil, err

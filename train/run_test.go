@@ -160,6 +160,13 @@ func TestRunDirectoryContract(t *testing.T) {
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "differs") {
 		t.Errorf("resume of a complete run with other settings: %v, want a UsageError naming the difference", err)
 	}
+	_, err = train.Run(context.Background(), lightgcn.Factory(), train.Options{Out: out, Resume: true, Dataset: t.TempDir()})
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "dataset") {
+		t.Errorf("resume of a complete run on another dataset: %v, want a UsageError naming the dataset", err)
+	}
+	if again, err = train.Run(context.Background(), lightgcn.Factory(), train.Options{Out: out, Resume: true, Dataset: ds}); err != nil || !again.Skipped {
+		t.Errorf("resume of a complete run on its own dataset: %+v, %v", again, err)
+	}
 	// eval re-scores the best checkpoint to the report's numbers.
 	h, err := train.OpenRun(context.Background(), out, models.Lookup, train.OpenRunOptions{})
 	if err != nil {

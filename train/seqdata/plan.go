@@ -2,6 +2,7 @@ package seqdata
 
 import (
 	"cmp"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 
@@ -104,6 +105,9 @@ func (c *Cursor) Next(rng *train.RNG, epochStart func() error, build func(seed u
 		}
 		c.plan = build(uint64(c.seed))
 		c.planFor = c.seed
+	}
+	if c.pos < 0 || int(c.pos) >= len(c.plan.Batches) {
+		return BatchRef{}, nil, fmt.Errorf("epoch plan: batch %d of a plan of %d (a checkpoint of another dataset or batch size?)", c.pos, len(c.plan.Batches))
 	}
 	ref := c.plan.Batches[c.pos]
 	c.pos++

@@ -85,4 +85,12 @@ func TestCursor(t *testing.T) {
 			t.Fatalf("restored cursor gives %v, original %v", rb, ra)
 		}
 	}
+	// A saved position beyond the plan (another dataset's checkpoint) is an
+	// error, not a panic.
+	var bad Cursor
+	bad.State()[1].I64[0] = int64(n + 3)
+	bad.State()[0].I64[0] = 1
+	if _, _, err := bad.Next(nil, nil, build); err == nil {
+		t.Error("position beyond the plan accepted")
+	}
 }

@@ -495,8 +495,9 @@ func (m *Model) buildGraphs() error {
 					}
 				}
 				for _, i := range g.cur[u*m.k : (u+1)*m.k] {
-					// A prediction can be a training item only when
-					// every other score is below its masked 0.
+					// A training item (its score masked to 0) is among
+					// the predictions when fewer than k other items
+					// score above 0; it is already in the row.
 					if slices.Contains(own, int32(i)) {
 						continue
 					}

@@ -274,7 +274,8 @@ func (m *Model) graphStep(args []any) (float64, error) {
 // 1..V of the item table), then the encoder's VJP with the hidden states'
 // gradient; the output layer's item gradient is added to the table's.
 // args are trainGraph's inputs (the targets' items and weights among them
-// are not read by the programs).
+// are not read by the programs). The VJP program recomputes the encoder's
+// forward pass: activations do not cross GoMLX program boundaries.
 func (m *Model) nativeStep(args []any, tItem []int32, tW []float32) (float64, error) {
 	np := len(m.shapes)
 	in := append(append([]any(nil), args[:np+3]...), args[np+5:]...) // without tgtItem, tgtW
