@@ -16,7 +16,8 @@
 # 2027"), SETS (KEY=VALUE settings for every run, passed as --set), THREADS
 # (2), DATA (../shared/data: raw TikTok, ingested if DATASET is missing),
 # DATASET (bench/out/train/tiktok), SPLIT (the dataset's default), OUT
-# (bench/out/train/seeds/MODEL), MMPIPE (bin/mmpipe), PARALLEL (1: seeds run
+# (bench/out/train/seeds/MODEL; threads are part of a run's settings, so
+# re-running into it with another THREADS is refused), MMPIPE (bin/mmpipe), PARALLEL (1: seeds run
 # one after the other; N runs N at a time, each on THREADS threads). Runs
 # resume where an interrupted invocation stopped; a complete run is skipped.
 # The summary is printed even when a seed failed (its row says so); the
@@ -33,6 +34,7 @@ SPLIT=${SPLIT:-}
 OUT=${OUT:-bench/out/train/seeds/$MODEL}
 MMPIPE=${MMPIPE:-bin/mmpipe}
 PARALLEL=${PARALLEL:-1}
+case "$PARALLEL" in '' | *[!0-9]* | 0) echo "PARALLEL=$PARALLEL: want a positive integer" >&2; exit 2 ;; esac
 mkdir -p "$OUT"
 if [ "$MMPIPE" = bin/mmpipe ] && [ ! -x bin/mmpipe ]; then make build; fi
 if [ ! -f "$DATASET/manifest.json" ]; then
@@ -45,7 +47,7 @@ one() {
   local s=$1 run="$OUT/s$1" resume=()
   [ -f "$run/run.json" ] && resume=(--resume)
   echo "seed $s: $run" >&2
-  GOMAXPROCS=$THREADS "$MMPIPE" --log-format json train "${args[@]}" --set "seed=$s" --out "$run" "${resume[@]}" \
+  GOMAXPROCS=$THREADS "$MMPIPE" --log-format json train "${args[@]}" --set "seed=$s" --out "$run" ${resume[@]+"${resume[@]}"} \
     >"$run.out" 2>"$run.log" || { echo "seed $s failed: see $run.log" >&2; return 1; }
 }
 pids=()
@@ -58,7 +60,7 @@ for s in $SEEDS; do
     pids=("${pids[@]:1}")
   fi
 done
-for p in "${pids[@]}"; do wait "$p" || fail=1; done
+for p in ${pids[@]+"${pids[@]}"}; do wait "$p" || fail=1; done
 /usr/bin/python3 - "$OUT" "$MODEL" "$SETS" $SEEDS <<'EOF' | tee "$OUT/summary.md"
 import json, os, statistics, sys
 out, model, sets, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
@@ -72,14 +74,18 @@ for s in seeds:
         print(f"| {s} | (no report) | | | |")
         continue
     d = json.load(open(p))
-    v, r, n = d["valid"]["recall@20"], d["test"]["recall@20"], d["test"]["ndcg@20"]
+    v, r, n = d["valid"].get("recall@20"), d["test"].get("recall@20"), d["test"].get("ndcg@20")
+    if None in (v, r, n):
+        print(f"| {s} | {d['best_epoch']} / {d['epochs_run']} | (no @20 metrics: ks lacks 20) | | |")
+        continue
     cols["v"].append(v); cols["r"].append(r); cols["n"].append(n)
     print(f"| {s} | {d['best_epoch']} / {d['epochs_run']} | {v:.4f} | {r:.4f} | {n:.4f} |")
 def ms(x):
     if not x:
         return ""
-    sd = statistics.stdev(x) if len(x) > 1 else float("nan")
-    return f"{statistics.mean(x):.4f} ± {sd:.4f}"
+    if len(x) == 1:
+        return f"{x[0]:.4f} (one seed)"
+    return f"{statistics.mean(x):.4f} ± {statistics.stdev(x):.4f}"
 print(f"| mean ± sd ({len(cols['r'])}) | | {ms(cols['v'])} | {ms(cols['r'])} | {ms(cols['n'])} |")
 EOF
 exit $fail
