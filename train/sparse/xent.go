@@ -63,16 +63,13 @@ func SoftmaxXent(h, table, tableT Mat, tgt []int32, w []float32, dh, dtable Mat,
 			gradT[g], loss[g] = acc, l
 		}
 	})
-	copy(dtable.Data, gradT[0].Data)
-	total := loss[0]
-	for g := 1; g < groups; g++ {
+	clear(dtable.Data)
+	var total float64
+	for g := range groups {
 		for j, x := range gradT[g].Data {
 			dtable.Data[j] += x
 		}
 		total += loss[g]
-	}
-	if groups == 0 {
-		clear(dtable.Data)
 	}
 	return total * scale, nil
 }

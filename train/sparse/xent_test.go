@@ -129,6 +129,11 @@ func TestSoftmaxXentErrors(t *testing.T) {
 	if _, err := SoftmaxXent(h, table, table, []int32{0, 1}, []float32{1, 1}, dh, dt, 1); err == nil {
 		t.Error("an untransposed tableT accepted")
 	}
+	// No rows: zero loss and a zeroed table gradient, not a panic.
+	dt.Data[0] = 5
+	if loss, err := SoftmaxXent(NewMat(0, 3), table, table.Transpose(), nil, nil, NewMat(0, 3), dt, 2); err != nil || loss != 0 || dt.Data[0] != 0 {
+		t.Errorf("no rows: loss %v, table gradient %v, %v", loss, dt.Data[:3], err)
+	}
 }
 
 // TestSoftmaxXentDeterministic checks that loss and gradients are

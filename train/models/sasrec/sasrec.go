@@ -80,8 +80,6 @@ type Model struct {
 	members [][]int
 	batches int
 
-	// Epoch plan state, saved in checkpoints: the seed the current plan was
-	// drawn from and the next batch of it (0 = draw a new plan).
 	plan seqdata.Cursor // the epoch plan (its seed and position are checkpointed)
 }
 
