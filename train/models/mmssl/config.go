@@ -20,6 +20,17 @@ const (
 	GraphNormSym = "sym"
 )
 
+// CF propagation orders (model.cf_prop).
+const (
+	// PropSequential is the reference's order (quirk Q4): layer l computes
+	// u_l = G_ui·i_(l-1) and then i_l = G_iu·u_l from the user layer just
+	// computed, so the user ID embeddings never reach the item side.
+	PropSequential = "sequential"
+	// PropParallel is LightGCN's order: u_l = G_ui·i_(l-1) and
+	// i_l = G_iu·u_(l-1), both from the previous layer.
+	PropParallel = "parallel"
+)
+
 // Config is MMSSL's configuration (model.* keys). Defaults are the
 // reference's parser defaults (research/models.md §2.9).
 type Config struct {
@@ -123,6 +134,9 @@ type Config struct {
 	// D_u^-1/2·R and D_i^-1/2·Rᵀ (quirk Q4; default), or "sym", LightGCN's
 	// D_u^-1/2·R·D_i^-1/2 and its transpose.
 	GraphNorm string `yaml:"graph_norm" json:"graph_norm"`
+	// CFProp is the order of the user–item propagation: "sequential", the
+	// reference's (quirk Q4; default), or "parallel", LightGCN's.
+	CFProp string `yaml:"cf_prop" json:"cf_prop"`
 	// EmbedInitStd draws the user and item ID embeddings from N(0, std²)
 	// when positive (LightGCN's 0.1); 0 (default) keeps the reference's
 	// Xavier-uniform init, ±√(6/(d + rows)), which starts them about 7×
@@ -157,7 +171,7 @@ func DefaultConfig() *Config {
 		GPRate: 1, GPLambda: 0.3, GDrop1: 0.31, GDrop2: 0.5, CriticSlope: 1,
 		RealDataTau: 0.005, LogLogScale: 1e-5, UIPreScale: 100, MTopKRate: 1e-4, T: 1,
 		DropRate: 0.2, ModelCatRate: 0.55, IDCatRate: 0.36, HeadNum: 4,
-		TopK: 10, IntendedCriticSlope: 0.2, CFSoftmax: true, GraphNorm: GraphNormHalf,
+		TopK: 10, IntendedCriticSlope: 0.2, CFSoftmax: true, GraphNorm: GraphNormHalf, CFProp: PropSequential,
 	}
 }
 
@@ -180,6 +194,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("mode: must be %s or %s, got %q", Faithful, Intended, c.Mode)
 	case c.GraphNorm != GraphNormHalf && c.GraphNorm != GraphNormSym:
 		return fmt.Errorf("graph_norm: must be %s or %s, got %q", GraphNormHalf, GraphNormSym, c.GraphNorm)
+	case c.CFProp != PropSequential && c.CFProp != PropParallel:
+		return fmt.Errorf("cf_prop: must be %s or %s, got %q", PropSequential, PropParallel, c.CFProp)
 	case c.EmbedSize < 1:
 		return fmt.Errorf("embed_size: must be ≥ 1, got %d", c.EmbedSize)
 	case c.CFLayers < 1:

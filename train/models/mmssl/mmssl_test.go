@@ -220,13 +220,19 @@ func refForward(cfg *Config, d *train.Data, feats []sparse.Mat, p *refParams, ma
 		e0i.v[j] = p.ei.v[j] + cfg.IDCatRate*nzi.v[j]
 	}
 	su, si := slices.Clone(e0u.v), slices.Clone(e0i.v)
-	prev := e0i
+	prevU, prevI := e0u, e0i
 	for l := range cfg.CFLayers {
-		u := mul(gui, prev)
+		u := mul(gui, prevI)
+		var i dense
+		if cfg.CFProp == PropParallel {
+			i = mul(giu, prevU) // LightGCN: both sides from layer l-1
+		}
 		if l == cfg.CFLayers-1 && cfg.CFSoftmax {
 			u = softmaxRows64(u)
 		}
-		i := mul(giu, u)
+		if cfg.CFProp != PropParallel {
+			i = mul(giu, u) // the reference: items from the new user layer
+		}
 		if l == cfg.CFLayers-1 && cfg.CFSoftmax {
 			i = softmaxRows64(i)
 		}
@@ -236,7 +242,7 @@ func refForward(cfg *Config, d *train.Data, feats []sparse.Mat, p *refParams, ma
 		for j := range si {
 			si[j] += i.v[j]
 		}
-		prev = i
+		prevU, prevI = u, i
 	}
 	o.ustar, o.istar = newDense(zu.r, dd), newDense(zi.r, dd)
 	for j := range su {
@@ -369,10 +375,16 @@ func TestFaithfulStep(t *testing.T) {
 		name    string
 		norm    string
 		softmax bool
-	}{{"reference", GraphNormHalf, true}, {"sym-nosoftmax", GraphNormSym, false}} {
+		prop    string
+	}{
+		{"reference", GraphNormHalf, true, PropSequential},
+		{"sym-nosoftmax", GraphNormSym, false, PropSequential},
+		{"parallel", GraphNormHalf, true, PropParallel},
+		{"sym-nosoftmax-parallel", GraphNormSym, false, PropParallel},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := stepConfig()
-			cfg.GraphNorm, cfg.CFSoftmax = c.norm, c.softmax
+			cfg.GraphNorm, cfg.CFSoftmax, cfg.CFProp = c.norm, c.softmax, c.prop
 			testFaithfulStep(t, cfg)
 		})
 	}
@@ -799,6 +811,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Reg = -1 }, "reg:"},
 		{func(c *Config) { c.Modalities = []string{""} }, "modalities:"},
 		{func(c *Config) { c.GraphNorm = "full" }, "graph_norm:"},
+		{func(c *Config) { c.CFProp = "both" }, "cf_prop:"},
 		{func(c *Config) { c.EmbedInitStd = -1 }, "embed_init_std:"},
 		{func(c *Config) { c.GraphKeepTrain = true }, "graph_keep_train:"},
 	} {
@@ -811,7 +824,8 @@ func TestConfigValidate(t *testing.T) {
 	d := DefaultConfig()
 	if d.EmbedSize != 64 || d.CFLayers != 2 || d.BatchSize != 1024 || d.LR != 5.5e-4 || d.WeightDecay != 0.01 || d.DLR != 3e-4 ||
 		d.GPLambda != 0.3 || d.GRate != 1e-4 || d.CLRate != 0.03 || d.IDCatRate != 0.36 || d.ModelCatRate != 0.55 ||
-		d.CriticSlope != 1 || d.MTopKRate != 1e-4 || d.T != 1 || d.Mode != Faithful || !d.CFSoftmax || d.GraphNorm != GraphNormHalf {
+		d.CriticSlope != 1 || d.MTopKRate != 1e-4 || d.T != 1 || d.Mode != Faithful || !d.CFSoftmax || d.GraphNorm != GraphNormHalf ||
+		d.CFProp != PropSequential {
 		t.Errorf("defaults %+v differ from the MMSSL reference", d)
 	}
 	f := Factory().DefaultConfig()
@@ -829,7 +843,12 @@ func TestRecommenderVJP(t *testing.T) {
 		mode     string
 		noMod    bool
 		lightGCN bool // graph_norm sym, cf_softmax false
-	}{{Faithful, false, false}, {Intended, false, false}, {Faithful, true, false}, {Intended, true, false}, {Intended, false, true}} {
+		parallel bool // cf_prop parallel
+	}{
+		{Faithful, false, false, false}, {Intended, false, false, false}, {Faithful, true, false, false},
+		{Intended, true, false, false}, {Intended, false, true, false},
+		{Faithful, false, false, true}, {Intended, false, true, true},
+	} {
 		mode := c.mode
 		if c.noMod {
 			mode += "/no_modality"
@@ -837,12 +856,18 @@ func TestRecommenderVJP(t *testing.T) {
 		if c.lightGCN {
 			mode += "/sym-nosoftmax"
 		}
+		if c.parallel {
+			mode += "/parallel"
+		}
 		t.Run(mode, func(t *testing.T) {
 			d := tinyData(t, 7, 12, 8)
 			cfg := stepConfig()
 			cfg.Mode, cfg.TopK, cfg.MTopKRate, cfg.NoModality = c.mode, 2, 2.0/12, c.noMod
 			if c.lightGCN {
 				cfg.GraphNorm, cfg.CFSoftmax = GraphNormSym, false
+			}
+			if c.parallel {
+				cfg.CFProp = PropParallel
 			}
 			m := tinyModel(t, d, cfg, 3, 2)
 			rng := train.NewRNG(3, 3)

@@ -162,22 +162,31 @@ func (m *Model) forward(rng *train.RNG) error {
 	for k := range f.e0i.Data {
 		f.e0i.Data[k] = m.ei.Data[k] + idc*f.nzi.Data[k]
 	}
-	prev := f.e0i
+	// Sequential (Q4): u_l = G_ui·i_(l-1), i_l = G_iu·u_l. Parallel
+	// (LightGCN): i_l = G_iu·u_(l-1) instead.
+	parallel := cfg.CFProp == PropParallel
+	prevU, prevI := f.e0u, f.e0i
 	last := cfg.CFLayers - 1
 	for l := range cfg.CFLayers {
-		if err := m.gui.Mul(f.us[l], prev, w); err != nil {
+		if err := m.gui.Mul(f.us[l], prevI, w); err != nil {
 			return err
 		}
-		if l == last && cfg.CFSoftmax {
+		src := f.us[l]
+		if parallel {
+			src = prevU
+		} else if l == last && cfg.CFSoftmax {
 			softmaxRows(f.us[l])
 		}
-		if err := m.giu.Mul(f.is[l], f.us[l], w); err != nil {
+		if err := m.giu.Mul(f.is[l], src, w); err != nil {
 			return err
 		}
 		if l == last && cfg.CFSoftmax {
+			if parallel {
+				softmaxRows(f.us[l])
+			}
 			softmaxRows(f.is[l])
 		}
-		prev = f.is[l]
+		prevU, prevI = f.us[l], f.is[l]
 	}
 	inv := float32(1 / float64(cfg.CFLayers+1))
 	combine := func(out, e0 sparse.Mat, layers, norms []sparse.Mat) {
@@ -316,6 +325,7 @@ func (m *Model) backward(g *recGrads) error {
 	}
 	tmpU := mat(&m.buf.tmpU, nu, d)
 	tmpI := mat(&m.buf.tmpI, ni, d)
+	parallel := cfg.CFProp == PropParallel
 	for l := L - 1; l >= 0; l-- {
 		if l == L-1 && m.cfg.CFSoftmax {
 			softmaxRowsVJP(gi[l], f.is[l])
@@ -323,7 +333,14 @@ func (m *Model) backward(g *recGrads) error {
 		if err := m.giu.MulT(tmpU, gi[l], w); err != nil {
 			return err
 		}
-		addInto(gu[l].Data, tmpU.Data, w)
+		switch {
+		case !parallel:
+			addInto(gu[l].Data, tmpU.Data, w) // i_l = G_iu·u_l
+		case l > 0:
+			addInto(gu[l-1].Data, tmpU.Data, w) // i_l = G_iu·u_(l-1)
+		default:
+			addInto(ge0u.Data, tmpU.Data, w)
+		}
 		if l == L-1 && m.cfg.CFSoftmax {
 			softmaxRowsVJP(gu[l], f.us[l])
 		}
