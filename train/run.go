@@ -498,7 +498,7 @@ func (t *trainer) run(ctx context.Context) (*Report, error) {
 		}
 		t.logEpoch(rec, improved)
 		st.Epoch, st.Batch, st.LossSums, st.LossBatches, st.Seconds, st.CPUSeconds = e+1, 0, nil, 0, 0, 0
-		stop := cfg.Patience > 0 && st.BadEvals >= cfg.Patience
+		stop := cfg.Patience > 0 && st.BadEvals >= cfg.Patience && e >= cfg.MinEpochs
 		if stop || st.Epoch > cfg.Epochs {
 			st.Finished, st.StoppedEarly = true, stop
 		}

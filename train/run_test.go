@@ -429,33 +429,47 @@ func (noConfig) Validate() error { return nil }
 
 func TestEarlyStoppingAndTestOnce(t *testing.T) {
 	ds := demoDataset(t)
-	testCalls := 0
-	f := &train.Factory{
-		Name: "scripted", Protocol: eval.Graph,
-		NewConfig: func() train.ModelConfig { return noConfig{} },
-		New: func(env *train.Env) (train.Model, error) {
-			return &scripted{data: env.Data, good: []int{2}, batches: 3, trained: make([]int64, 1), testCalls: &testCalls}, nil
-		},
-	}
-	out := filepath.Join(t.TempDir(), "run")
-	rep, err := train.Run(context.Background(), f, train.Options{Dataset: ds, Split: "random", Out: out, Sets: []string{"epochs=50", "patience=3"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Epoch 2 is best; epochs 3, 4, 5 do not improve: stop after 5.
-	if rep.BestEpoch != 2 || rep.EpochsRun != 5 || !rep.StoppedEarly {
-		t.Errorf("best %d, run %d, stopped early %v; want 2, 5, true", rep.BestEpoch, rep.EpochsRun, rep.StoppedEarly)
-	}
-	if testCalls != 1 {
-		t.Errorf("test scored %d times, want once", testCalls)
-	}
-	// The test score comes from the best checkpoint (a perfect ranking),
-	// not from the last state (the worst).
-	if rep.Test["hit@50"] != 1 || rep.Valid["hit@50"] != 1 {
-		t.Errorf("test %v / valid %v, want the best epoch's perfect scores", rep.Test["hit@50"], rep.Valid["hit@50"])
-	}
-	if ck := finalState(t, out); ck.Tensors["trained"].I64[0] != 15 {
-		t.Errorf("last checkpoint trained %d batches, want 15", ck.Tensors["trained"].I64[0])
+	for _, c := range []struct {
+		name string
+		sets []string
+		run  int
+	}{
+		// Epoch 2 is best; epochs 3, 4, 5 do not improve: stop after 5.
+		{"patience", []string{"epochs=50", "patience=3"}, 5},
+		// The same, but no early stop before epoch 8.
+		{"min_epochs", []string{"epochs=50", "patience=3", "min_epochs=8"}, 8},
+		// min_epochs below the stopping epoch changes nothing.
+		{"min_epochs early", []string{"epochs=50", "patience=3", "min_epochs=4"}, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			testCalls := 0
+			f := &train.Factory{
+				Name: "scripted", Protocol: eval.Graph,
+				NewConfig: func() train.ModelConfig { return noConfig{} },
+				New: func(env *train.Env) (train.Model, error) {
+					return &scripted{data: env.Data, good: []int{2}, batches: 3, trained: make([]int64, 1), testCalls: &testCalls}, nil
+				},
+			}
+			out := filepath.Join(t.TempDir(), "run")
+			rep, err := train.Run(context.Background(), f, train.Options{Dataset: ds, Split: "random", Out: out, Sets: c.sets})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.BestEpoch != 2 || rep.EpochsRun != c.run || !rep.StoppedEarly {
+				t.Errorf("best %d, run %d, stopped early %v; want 2, %d, true", rep.BestEpoch, rep.EpochsRun, rep.StoppedEarly, c.run)
+			}
+			if testCalls != 1 {
+				t.Errorf("test scored %d times, want once", testCalls)
+			}
+			// The test score comes from the best checkpoint (a perfect
+			// ranking), not from the last state (the worst).
+			if rep.Test["hit@50"] != 1 || rep.Valid["hit@50"] != 1 {
+				t.Errorf("test %v / valid %v, want the best epoch's perfect scores", rep.Test["hit@50"], rep.Valid["hit@50"])
+			}
+			if ck := finalState(t, out); ck.Tensors["trained"].I64[0] != int64(3*c.run) {
+				t.Errorf("last checkpoint trained %d batches, want %d", ck.Tensors["trained"].I64[0], 3*c.run)
+			}
+		})
 	}
 }
 
@@ -469,6 +483,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"unknown key", train.Options{Sets: []string{"model.dimension=3"}}, "model.dimension: unknown key"},
 		{"bad value", train.Options{Sets: []string{"model.layers=two"}}, "model.layers: want an integer"},
 		{"invalid", train.Options{Sets: []string{"model.lr=0"}}, "model.lr: must be positive"},
+		{"invalid trainer key", train.Options{Sets: []string{"min_epochs=-1"}}, "min_epochs: must be ≥ 0"},
 		{"missing split", train.Options{Split: "temporal"}, "no split \"temporal\""},
 	}
 	for _, c := range cases {
