@@ -17,7 +17,7 @@ GOEXPERIMENT ?= simd
 export GOEXPERIMENT
 endif
 
-.PHONY: help build build-xla ort-gpu pjrt-cuda demo test test-short fuzz tools ort bench bench-ingest bench-encode bench-crawl bench-train bench-seeds vet fmt clean
+.PHONY: help build build-xla ort-gpu pjrt-cuda demo test test-short fuzz tools ort bench bench-ingest bench-encode bench-crawl bench-train bench-seeds bench-mmssl-clip vet fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -125,6 +125,9 @@ bench-train: build ## pop / MF-BPR / LightGCN on TikTok and Baby, LightGCN epoch
 bench-seeds: build ## seed spread (mean ± sd over 6 seeds) of LightGCN and MF-BPR on TikTok; MODEL=... SETS=... for others
 	THREADS=1 MODEL=lightgcn bash bench/train/seeds.sh
 	THREADS=1 MODEL=mf bash bench/train/seeds.sh
+
+bench-mmssl-clip: build ## MMSSL (both modes, ablations) against pop / MF-BPR / LightGCN on the CLIP image + text subset, several seeds
+	bash bench/train/mmssl_clip.sh
 
 bench-encode: build ## image preprocessing (Go vs Pillow+numpy) and built-in encoder throughput
 	bash bench/encode/run.sh
