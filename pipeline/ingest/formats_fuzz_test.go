@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -412,6 +413,31 @@ func TestImportNPYShapeChecked(t *testing.T) {
 		var bad *BadInputError
 		if !errors.As(err, &bad) || filepath.Base(bad.File) != "image_feat.npy" {
 			t.Errorf("shape %v: err = %v, want a bad-input error naming image_feat.npy", shape, err)
+		}
+	}
+}
+
+// TestMMSSLUserKeys: bad user keys are reported in key order (the fuzzer
+// found the first error depending on map iteration), and two spellings of
+// one user id are refused rather than merged in an order the map decides.
+func TestMMSSLUserKeys(t *testing.T) {
+	for _, c := range []struct {
+		train, want string
+	}{
+		{`{"0\u00d2": [2], "c": [1]}`, `user key "0Ò" is not a non-negative integer`},
+		{`{"7": [1], "07": [2]}`, `user 7 appears twice, as "07" and "7"`},
+		{`{"-1": [1], "x": [2]}`, `user key "-1" is not a non-negative integer`},
+	} {
+		for range 5 {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "train.json"), []byte(c.train), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := Run(context.Background(), "mmssl", []string{dir}, Options{})
+			var bad *BadInputError
+			if !errors.As(err, &bad) || filepath.Base(bad.File) != "train.json" || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%s: err = %v, want a bad-input error on train.json with %q", c.train, err, c.want)
+			}
 		}
 	}
 }

@@ -98,13 +98,25 @@ func readUserLists(path string, part int8, b *Builder) error {
 		u     int32
 		items []int64
 	}
+	// In key order, so the first error found is the same on every run.
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	rows := make([]kv, 0, len(m))
-	for k, v := range m {
+	named := make(map[int32]string, len(m))
+	for _, k := range keys {
 		u, err := strconv.ParseInt(k, 10, 32)
 		if err != nil || u < 0 {
 			return badf(path, 0, "user key %q is not a non-negative integer", k)
 		}
-		rows = append(rows, kv{int32(u), v})
+		// "7" and "07" would both be user 7, in an order the map decides.
+		if other, dup := named[int32(u)]; dup {
+			return badf(path, 0, "user %d appears twice, as %q and %q", u, other, k)
+		}
+		named[int32(u)] = k
+		rows = append(rows, kv{int32(u), m[k]})
 	}
 	slices.SortFunc(rows, func(a, c kv) int { return int(a.u) - int(c.u) })
 	nan := float32(math.NaN())
