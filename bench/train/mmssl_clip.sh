@@ -10,7 +10,7 @@
 #   bash bench/train/mmssl_clip.sh
 #   ARMS="lightgcn mmssl-l" SEEDS="2022" bash bench/train/mmssl_clip.sh
 #
-# Arms: pop, lightgcn, mf (trainer core, their defaults), mmssl-faithful
+# Arms: pop, lightgcn, mf (trainer core, their model defaults), mmssl-faithful
 # (the reference's settings, critic included), mmssl-intended (the same in
 # intended mode), mmssl-l-nomod (MMSSL's code on a LightGCN-equivalent
 # backbone: sym graphs, no feature-axis softmax, parallel propagation, 3
